@@ -1,0 +1,104 @@
+//! A small but real roomwire server.
+//!
+//! ```text
+//! cargo run --example quickstart            # listens on 127.0.0.1:8080
+//! cargo run --example quickstart 0.0.0.0:9000
+//! ```
+//!
+//! - Handshake: the payload must be `{"name": "<1-32 characters>"}`; the name becomes the
+//!   connection id, so two clients cannot share one (the second is rejected).
+//! - Requests: `add` with `[a, b]` answers `a + b`; `echo` answers its payload; `shout`
+//!   with a string broadcasts it to everyone as the fire-and-forget message `shouted`.
+//! - Once connected, the server asks the client `client.info` and prints the answer.
+
+use std::time::Duration;
+
+use roomwire::{CloseInfo, Handshake, Rejection, Server, ServerConnection};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+struct Hello {
+    name: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), roomwire::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "roomwire=info".into()),
+        )
+        .init();
+
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+
+    let server = Server::builder()
+        .response_timeout(Duration::from_secs(5))
+        .build();
+
+    server.on_handshake(|conn: ServerConnection, hs: Handshake| async move {
+        let name = match hs.payload::<Hello>() {
+            Ok(hello) if (1..=32).contains(&hello.name.chars().count()) => hello.name,
+            _ => {
+                return hs.reject(Rejection::new(
+                    "BadRequest",
+                    "send {\"name\": \"<1-32 characters>\"} as the handshake payload",
+                ))
+            }
+        };
+        match conn.set_id(name.clone()) {
+            Ok(()) => hs.resolve(json!({ "greeting": format!("hello, {name}") })),
+            Err(e) => hs.reject(e),
+        }
+    });
+
+    server.on_request(
+        "add",
+        |_conn: ServerConnection, (a, b): (i64, i64)| async move {
+            a.checked_add(b)
+                .ok_or_else(|| Rejection::new("Overflow", "the sum does not fit in 64 bits"))
+        },
+    );
+
+    server.on_request(
+        "echo",
+        |_conn: ServerConnection, payload: Value| async move { Ok::<_, Rejection>(payload) },
+    );
+
+    server.on_request("shout", |conn: ServerConnection, text: String| async move {
+        let reached = conn
+            .server()
+            .broadcast("shouted", &json!({ "from": &*conn.id(), "text": text }))?;
+        Ok::<_, roomwire::Error>(reached)
+    });
+
+    server.on_connection(|conn: ServerConnection| async move {
+        println!("{} connected from {}", conn.id(), conn.remote_addr());
+        match conn.send::<_, Value>("client.info", &()).await {
+            Ok(info) => println!("{} says: {info}", conn.id()),
+            Err(e) => println!("{} did not answer client.info: {e}", conn.id()),
+        }
+    });
+
+    server.on_disconnect(|conn: ServerConnection, info: CloseInfo| async move {
+        println!("{} disconnected ({} {})", conn.id(), info.code, info.reason);
+    });
+
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!(
+        "roomwire quickstart listening on ws://{}",
+        listener.local_addr()?
+    );
+
+    let shutdown = server.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            println!("closing…");
+            shutdown.close().await;
+        }
+    });
+    server.serve(listener).await
+}

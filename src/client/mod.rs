@@ -1,0 +1,615 @@
+//! The Rust client (feature `client`, on by default): connects to a roomwire (or Line)
+//! server, handshakes, exchanges requests both ways, and reconnects after an unexpected close.
+//!
+//! ```no_run
+//! use roomwire::client::Client;
+//! use roomwire::Rejection;
+//!
+//! # async fn run() -> Result<(), roomwire::Error> {
+//! let client = Client::builder("ws://127.0.0.1:8080")
+//!     .handshake_payload(&serde_json::json!({ "token": "secret" }))?
+//!     .on_request("whoami", |_client: Client, (): ()| async move { Ok::<_, Rejection>("rust") })
+//!     .connect()
+//!     .await?;
+//! let sum: i64 = client.send("add", &(1, 2)).await?;
+//! assert_eq!(sum, 3);
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+
+mod backoff;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::Backoff;
+
+use crate::config::websocket_config;
+use crate::connection::driver::{self, DriverConfig};
+use crate::connection::peer::Peer;
+use crate::connection::{CloseInfo, Endpoint, HandshakeEnd};
+use crate::error::{Error, Rejection};
+use crate::handler::{BoxFuture, Handlers, TypedHandler};
+use crate::protocol::{self, close_code, names, RawId};
+
+/// Where a client is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientState {
+    /// Opening a socket and handshaking.
+    Connecting,
+    /// Handshaked: requests flow both ways.
+    Connected,
+    /// Lost the connection; waiting to try again.
+    Reconnecting,
+    /// Closed for good: by [`Client::close`], a rejected handshake, or with reconnects off.
+    Closed,
+}
+
+/// Something that happened to a client's connection; see [`Client::events`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A handshake was accepted (after a reconnect, too); the server gave this id.
+    Connected {
+        /// The connection id.
+        id: Arc<str>,
+    },
+    /// The socket closed.
+    Disconnected {
+        /// The close code and reason.
+        info: CloseInfo,
+        /// Whether the client will try to reconnect.
+        reconnecting: bool,
+    },
+    /// The client waits `delay`, then makes reconnect attempt `attempt` (from 1).
+    Reconnecting {
+        /// The attempt about to be made, from 1.
+        attempt: u32,
+        /// How long the client waits first.
+        delay: Duration,
+    },
+    /// A reconnect attempt failed; the client tries again.
+    ConnectFailed {
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        error: Arc<Error>,
+    },
+    /// The server rejected a handshake; the client does not reconnect after that.
+    HandshakeRejected(Rejection),
+    /// The client is closed for good.
+    Closed,
+}
+
+/// Builds a [`Client`]; start with [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    url: String,
+    handshake_payload: Box<RawValue>,
+    response_timeout: Duration,
+    handshake_timeout: Duration,
+    ping_interval: Duration,
+    reconnect: Option<Backoff>,
+    max_message_size: usize,
+    outbound_queue: usize,
+    max_requests_in_flight: usize,
+    close_timeout: Duration,
+    handlers: Handlers<ClientSocket>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("reconnect", &self.reconnect)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// The payload sent with the handshake (`p` of `_h`). Defaults to none (`null`).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if it cannot be serialized.
+    pub fn handshake_payload<T: Serialize + ?Sized>(mut self, payload: &T) -> Result<Self, Error> {
+        self.handshake_payload = serde_json::value::to_raw_value(payload).map_err(Error::Encode)?;
+        Ok(self)
+    }
+
+    /// How long [`Client::send`] waits for the server's response; also how long a ping waits.
+    /// Defaults to 10 seconds.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long opening the socket plus the handshake may take. Defaults to 30 seconds (Line's).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// After this long without receiving anything, the client pings the server; no pong
+    /// within the response timeout closes the socket with 4201 (and reconnects).
+    /// Defaults to 20 seconds (Line's).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Reconnect after an unexpected close, waiting as `backoff` says. On by default with
+    /// [`Backoff::default`]. The client never reconnects after [`Client::close`] or after
+    /// its handshake was rejected.
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    /// Never reconnect: the client is closed for good when its socket closes.
+    pub fn no_reconnect(mut self) -> Self {
+        self.reconnect = None;
+        self
+    }
+
+    /// The largest message the client accepts. Defaults to 16 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Frames that may wait for the socket; a full queue closes the socket with 4210.
+    /// Defaults to 1024.
+    pub fn outbound_queue(mut self, frames: usize) -> Self {
+        self.outbound_queue = frames.max(1);
+        self
+    }
+
+    /// Registers the handler for server requests (and fire-and-forget messages) named
+    /// `name`, with the same rules as [`Server::on_request`](crate::Server::on_request).
+    ///
+    /// # Panics
+    /// If `name` starts with `_`: those names are reserved by the protocol.
+    pub fn on_request<F, Fut, Req, Res, Rej>(self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Client, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Res, Rej>> + Send + 'static,
+        Req: DeserializeOwned + Send + 'static,
+        Res: Serialize + Send + 'static,
+        Rej: Into<Rejection> + Send + 'static,
+    {
+        assert!(
+            !name.starts_with('_'),
+            "message names starting with '_' are reserved by the protocol: {name:?}"
+        );
+        self.handlers
+            .insert(name, Arc::new(TypedHandler::new(handler)));
+        self
+    }
+
+    /// Connects and handshakes. Returns once the handshake is accepted; reconnects (if on)
+    /// apply only after that.
+    ///
+    /// # Errors
+    /// [`Error::HandshakeRejected`] with the server's error, [`Error::Timeout`] when the
+    /// handshake takes longer than the handshake timeout, [`Error::HandshakeFailed`] for a
+    /// malformed response, [`Error::WebSocket`] when the socket cannot be opened.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let (state, _) = watch::channel(ClientState::Connecting);
+        let client = Client {
+            inner: Arc::new(ClientInner {
+                config: ClientConfig {
+                    url: self.url,
+                    handshake_payload: self.handshake_payload,
+                    response_timeout: self.response_timeout,
+                    handshake_timeout: self.handshake_timeout,
+                    reconnect: self.reconnect,
+                    max_message_size: self.max_message_size,
+                    outbound_queue: self.outbound_queue,
+                    driver: DriverConfig {
+                        ping_interval: self.ping_interval,
+                        max_in_flight: self.max_requests_in_flight,
+                        close_timeout: self.close_timeout,
+                    },
+                },
+                handlers: Arc::new(self.handlers),
+                link: Mutex::new(None),
+                events: broadcast::channel(64).0,
+                state,
+                stop: CancellationToken::new(),
+            }),
+        };
+        match client.open().await {
+            Ok(socket) => {
+                tokio::spawn(supervise(client.clone(), socket));
+                Ok(client)
+            }
+            Err(e) => {
+                client.inner.state.send_replace(ClientState::Closed);
+                Err(e)
+            }
+        }
+    }
+}
+
+struct ClientConfig {
+    url: String,
+    handshake_payload: Box<RawValue>,
+    response_timeout: Duration,
+    handshake_timeout: Duration,
+    reconnect: Option<Backoff>,
+    max_message_size: usize,
+    outbound_queue: usize,
+    driver: DriverConfig,
+}
+
+/// The live, handshaked socket.
+struct Link {
+    peer: Arc<Peer>,
+    id: Arc<str>,
+    payload: Box<RawValue>,
+}
+
+struct ClientInner {
+    config: ClientConfig,
+    handlers: Arc<Handlers<ClientSocket>>,
+    link: Mutex<Option<Link>>,
+    events: broadcast::Sender<ClientEvent>,
+    state: watch::Sender<ClientState>,
+    stop: CancellationToken,
+}
+
+/// A client connection to a roomwire (or Line) server. Cheap to clone; every clone is the
+/// same client. It stays connected (and reconnects) until [`close`](Self::close) is called.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+/// An opened, handshaked socket: its peer and its driver task.
+struct Socket {
+    peer: Arc<Peer>,
+    driver: JoinHandle<CloseInfo>,
+}
+
+impl Client {
+    /// A builder for a client of the server at `url` (`ws://host:port/path`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            handshake_payload: RawValue::from_string("null".into()).expect("valid JSON"),
+            response_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(20),
+            reconnect: Some(Backoff::default()),
+            max_message_size: 16 << 20,
+            outbound_queue: 1024,
+            max_requests_in_flight: 128,
+            close_timeout: Duration::from_secs(3),
+            handlers: Handlers::default(),
+        }
+    }
+
+    fn link<R>(&self, f: impl FnOnce(&Option<Link>) -> R) -> R {
+        f(&self.inner.link.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn peer(&self) -> Result<Arc<Peer>, Error> {
+        self.link(|l| l.as_ref().map(|l| l.peer.clone()))
+            .ok_or(Error::Disconnected)
+    }
+
+    /// The connection id the server gave in the last accepted handshake, while connected.
+    pub fn id(&self) -> Option<Arc<str>> {
+        self.link(|l| l.as_ref().map(|l| l.id.clone()))
+    }
+
+    /// The payload of the server's last handshake response, deserialized into `T`.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] while not connected, [`Error::InvalidJson`] if it does not fit `T`.
+    pub fn handshake_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let raw = self
+            .link(|l| l.as_ref().map(|l| l.payload.clone()))
+            .ok_or(Error::Disconnected)?;
+        serde_json::from_str(raw.get()).map_err(Error::InvalidJson)
+    }
+
+    /// Where the client is in its life.
+    pub fn state(&self) -> ClientState {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver of what happens to the connection from now on: disconnects, reconnect
+    /// attempts, reconnections, the final close.
+    pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Sends a request and awaits the server's response, deserialized into `R`, within the
+    /// response timeout.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Rejected`], [`Error::Disconnected`] (also while
+    /// reconnecting), [`Error::InvalidJson`], [`Error::Encode`], [`Error::QueueFull`].
+    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.send_timeout(name, payload, self.inner.config.response_timeout)
+            .await
+    }
+
+    /// [`send`](Self::send) with a timeout of its own.
+    pub async fn send_timeout<T, R>(
+        &self,
+        name: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.peer()?.request(name, payload, timeout).await
+    }
+
+    /// Sends a message the server does not answer.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`], [`Error::Encode`], [`Error::QueueFull`].
+    pub fn send_without_response<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<(), Error> {
+        self.peer()?.notify(name, payload)
+    }
+
+    /// Pings the server and returns the round-trip time.
+    ///
+    /// # Errors
+    /// [`Error::PingFailed`], [`Error::Disconnected`].
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        self.peer()?.ping().await
+    }
+
+    /// How many requests await the server's response.
+    pub fn pending_requests(&self) -> usize {
+        self.link(|l| l.as_ref().map_or(0, |l| l.peer.pending.len()))
+    }
+
+    /// Closes the connection (code 1000) and stops reconnecting; returns once the socket is
+    /// closed. Everything pending is rejected with [`Error::Disconnected`].
+    pub async fn close(&self) {
+        self.inner.stop.cancel();
+        if let Ok(peer) = self.peer() {
+            peer.close(close_code::NORMAL, "Client closed");
+        }
+        let mut state = self.inner.state.subscribe();
+        let _ = state.wait_for(|s| *s == ClientState::Closed).await;
+    }
+
+    fn set_state(&self, state: ClientState) {
+        self.inner.state.send_replace(state);
+    }
+
+    fn emit(&self, event: ClientEvent) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Opens a socket and handshakes.
+    async fn open(&self) -> Result<Socket, Error> {
+        let config = &self.inner.config;
+        self.set_state(ClientState::Connecting);
+        let ws_config = websocket_config(4 * 1024, config.max_message_size);
+        let connect = tokio_tungstenite::connect_async_with_config(
+            config.url.as_str(),
+            Some(ws_config),
+            true,
+        );
+        let (ws, _response) = match tokio::time::timeout(config.handshake_timeout, connect).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    name: names::HANDSHAKE.into(),
+                    timeout: config.handshake_timeout,
+                })
+            }
+        };
+        let (peer, rx) = Peer::new(config.outbound_queue, config.response_timeout);
+        let peer = Arc::new(peer);
+        let endpoint = ClientSocket {
+            peer: peer.clone(),
+            client: self.clone(),
+        };
+        let driver = tokio::spawn(driver::drive(
+            ws,
+            rx,
+            endpoint,
+            self.inner.handlers.clone(),
+            config.driver,
+        ));
+
+        #[derive(Deserialize)]
+        struct Accepted {
+            id: String,
+            payload: Option<Box<RawValue>>,
+        }
+        let reply = peer
+            .request_raw(
+                names::HANDSHAKE,
+                &*config.handshake_payload,
+                config.handshake_timeout,
+            )
+            .await;
+        let fail = |code: u16, reason: &str, error: Error| {
+            peer.close(code, reason);
+            Err(error)
+        };
+        let accepted = match reply {
+            Ok(payload) => match payload.deserialize::<Accepted>() {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    return fail(
+                        close_code::HANDSHAKE_FAILED,
+                        "Handshake failed, unexpected handshake response.",
+                        Error::HandshakeFailed(format!(
+                            "expected {{\"id\": string, \"payload\": any}}: {e}"
+                        )),
+                    )
+                }
+            },
+            Err(Error::Rejected(rejection)) => {
+                return fail(
+                    close_code::HANDSHAKE_REJECTED,
+                    "Handshake rejected",
+                    Error::HandshakeRejected(rejection),
+                )
+            }
+            Err(e @ Error::Timeout { .. }) => {
+                return fail(
+                    close_code::HANDSHAKE_FAILED,
+                    "Handshake failed, request timeout.",
+                    e,
+                )
+            }
+            Err(e) => return fail(close_code::HANDSHAKE_FAILED, "Handshake failed", e),
+        };
+        let id: Arc<str> = Arc::from(accepted.id);
+        let payload = accepted
+            .payload
+            .unwrap_or_else(|| RawValue::from_string("null".into()).expect("valid JSON"));
+        *self.inner.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(Link {
+            peer: peer.clone(),
+            id: id.clone(),
+            payload,
+        });
+        self.set_state(ClientState::Connected);
+        self.emit(ClientEvent::Connected { id });
+        Ok(Socket { peer, driver })
+    }
+}
+
+/// Watches the open socket; when it closes, reconnects as the backoff says, until
+/// [`Client::close`], a rejected handshake, or a close with reconnects off.
+async fn supervise(client: Client, mut socket: Socket) {
+    let stop = client.inner.stop.clone();
+    loop {
+        let info = tokio::select! {
+            info = &mut socket.driver => info,
+            () = stop.cancelled() => {
+                socket.peer.close(close_code::NORMAL, "Client closed");
+                (&mut socket.driver).await
+            }
+        }
+        .unwrap_or_else(|_| CloseInfo {
+            code: close_code::INTERNAL_ERROR,
+            reason: "connection task failed".into(),
+        });
+        *client.inner.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let backoff = match client.inner.config.reconnect {
+            Some(backoff) if !stop.is_cancelled() => backoff,
+            _ => {
+                client.emit(ClientEvent::Disconnected {
+                    info,
+                    reconnecting: false,
+                });
+                return finish(&client);
+            }
+        };
+        client.set_state(ClientState::Reconnecting);
+        client.emit(ClientEvent::Disconnected {
+            info,
+            reconnecting: true,
+        });
+        let mut attempt = 0;
+        socket = loop {
+            let delay = backoff.delay_with_jitter(attempt);
+            attempt += 1;
+            client.emit(ClientEvent::Reconnecting { attempt, delay });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return finish(&client),
+            }
+            match client.open().await {
+                Ok(socket) => break socket,
+                Err(Error::HandshakeRejected(rejection)) => {
+                    client.emit(ClientEvent::HandshakeRejected(rejection));
+                    return finish(&client);
+                }
+                Err(error) => {
+                    client.set_state(ClientState::Reconnecting);
+                    client.emit(ClientEvent::ConnectFailed {
+                        attempt,
+                        error: Arc::new(error),
+                    });
+                }
+            }
+        };
+        // `close` may have come while the socket was opening: it closes that socket then.
+    }
+}
+
+fn finish(client: &Client) {
+    client.set_state(ClientState::Closed);
+    client.emit(ClientEvent::Closed);
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.inner.config.url)
+            .field("state", &self.state())
+            .field("id", &self.id())
+            .finish()
+    }
+}
+
+/// The driver's view of the client's socket: requests that came in on it are answered on it.
+#[derive(Clone)]
+pub(crate) struct ClientSocket {
+    peer: Arc<Peer>,
+    client: Client,
+}
+
+impl Endpoint for ClientSocket {
+    type Handle = Client;
+
+    fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    fn handle(&self) -> Client {
+        self.client.clone()
+    }
+
+    fn is_open(&self) -> bool {
+        true
+    }
+
+    fn handshake_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    fn on_handshake(
+        &self,
+        id: RawId,
+        _payload: Option<&RawValue>,
+    ) -> Option<BoxFuture<HandshakeEnd>> {
+        let rejection = Rejection::new("UnknownMessage", "a client does not accept handshakes");
+        let _ = self.peer.queue(protocol::encode_reject(&id, &rejection));
+        None
+    }
+}

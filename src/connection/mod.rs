@@ -1,0 +1,424 @@
+//! [`ServerConnection`]: the handle to one client connection, and the machinery every
+//! connection runs on (the driver task, the outbound queue, the pending-reply table),
+//! which the Rust client shares.
+
+pub(crate) mod driver;
+pub(crate) mod peer;
+pub(crate) mod pending;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+pub use driver::CloseInfo;
+pub(crate) use driver::{Endpoint, HandshakeEnd};
+use peer::Peer;
+
+use crate::error::{Error, Rejection};
+use crate::handler::BoxFuture;
+use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
+use crate::protocol::{self, RawId};
+use crate::server::{Server, ServerShared};
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Upgraded; waiting for the client's handshake to be resolved. Nothing but responses to
+    /// `_h` and `_p` is sent, and no broadcast reaches it.
+    Handshaking,
+    /// The handshake was accepted: requests flow both ways.
+    Connected,
+    /// The socket is closed.
+    Disconnected,
+}
+
+impl ConnectionState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ConnectionState::Handshaking,
+            1 => ConnectionState::Connected,
+            _ => ConnectionState::Disconnected,
+        }
+    }
+}
+
+/// A handle to one client connection. Cheap to clone; every clone is the same connection.
+///
+/// Handlers receive it; [`Server::connection`] looks one up by id.
+///
+/// ```no_run
+/// # async fn demo(conn: roomwire::ServerConnection) -> Result<(), roomwire::Error> {
+/// let name: String = conn.send("whoami", &()).await?;
+/// conn.send_without_response("welcome", &serde_json::json!({ "you": name }))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ServerConnection {
+    inner: Arc<ConnectionInner>,
+}
+
+struct ConnectionInner {
+    peer: Peer,
+    id: Mutex<Arc<str>>,
+    state: AtomicU8,
+    handshake_started: AtomicBool,
+    remote_addr: SocketAddr,
+    request: Mutex<Option<RequestInfo>>,
+    server: Arc<ServerShared>,
+}
+
+impl ServerConnection {
+    /// A new connection in the handshaking state, registered under a fresh random id.
+    pub(crate) fn new(
+        server: Arc<ServerShared>,
+        request: RequestInfo,
+    ) -> (
+        Self,
+        tokio::sync::mpsc::Receiver<tokio_tungstenite::tungstenite::Message>,
+    ) {
+        let (peer, rx) = Peer::new(server.config.outbound_queue, server.config.response_timeout);
+        let conn = ServerConnection {
+            inner: Arc::new(ConnectionInner {
+                peer,
+                id: Mutex::new(Arc::from("")),
+                state: AtomicU8::new(0),
+                handshake_started: AtomicBool::new(false),
+                remote_addr: request.remote_addr,
+                request: Mutex::new(Some(request)),
+                server,
+            }),
+        };
+        loop {
+            let id: Arc<str> = Arc::from(random_id());
+            if let dashmap::Entry::Vacant(slot) = conn.inner.server.registry.entry(id.clone()) {
+                slot.insert(conn.clone());
+                *conn.lock_id() = id;
+                break;
+            }
+        }
+        (conn, rx)
+    }
+
+    fn lock_id(&self) -> std::sync::MutexGuard<'_, Arc<str>> {
+        self.inner.id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection's id: random unless the handshake handler [set](Self::set_id) one.
+    /// Unique among live connections.
+    pub fn id(&self) -> Arc<str> {
+        self.lock_id().clone()
+    }
+
+    /// Sets the connection's id. Only during the handshake phase, before resolving.
+    ///
+    /// # Errors
+    /// [`Error::IdConflict`] if another live connection has that id,
+    /// [`Error::HandshakeEnded`] once the handshake is resolved, [`Error::InvalidId`] if the
+    /// id is empty or longer than [`max_id_len`](crate::ServerBuilder::max_id_len).
+    pub fn set_id(&self, id: impl Into<String>) -> Result<(), Error> {
+        let id: String = id.into();
+        if self.state() != ConnectionState::Handshaking {
+            return Err(Error::HandshakeEnded);
+        }
+        let max = self.inner.server.config.max_id_len;
+        if id.is_empty() || id.len() > max {
+            return Err(Error::InvalidId {
+                reason: format!(
+                    "an id must be 1 to {max} bytes long, got {} bytes",
+                    id.len()
+                ),
+            });
+        }
+        let old = self.id();
+        if *old == *id {
+            return Ok(());
+        }
+        let id: Arc<str> = Arc::from(id);
+        let registry = &self.inner.server.registry;
+        match registry.entry(id.clone()) {
+            dashmap::Entry::Occupied(_) => return Err(Error::IdConflict { id: id.to_string() }),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(self.clone());
+            }
+        }
+        *self.lock_id() = id;
+        registry.remove_if(&old, |_, c| c.same(self));
+        Ok(())
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> ConnectionState {
+        ConnectionState::from_u8(self.inner.state.load(Ordering::Acquire))
+    }
+
+    /// The peer's socket address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote_addr
+    }
+
+    /// The server this connection belongs to.
+    pub fn server(&self) -> Server {
+        Server::from_shared(self.inner.server.clone())
+    }
+
+    /// Sends a request to the client and awaits its response, deserialized into `R`, within
+    /// the server's [response timeout](crate::ServerBuilder::response_timeout).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Rejected`] (with the client's error object),
+    /// [`Error::Disconnected`], [`Error::InvalidJson`] if the response does not fit `R`,
+    /// [`Error::Encode`], [`Error::QueueFull`].
+    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.send_timeout(name, payload, self.inner.peer.response_timeout)
+            .await
+    }
+
+    /// [`send`](Self::send) with a timeout of its own.
+    pub async fn send_timeout<T, R>(
+        &self,
+        name: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        if self.state() != ConnectionState::Connected {
+            return Err(Error::Disconnected);
+        }
+        self.inner.peer.request(name, payload, timeout).await
+    }
+
+    /// Sends a message the client does not answer.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`], [`Error::Encode`], [`Error::QueueFull`].
+    pub fn send_without_response<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<(), Error> {
+        if self.state() != ConnectionState::Connected {
+            return Err(Error::Disconnected);
+        }
+        self.inner.peer.notify(name, payload)
+    }
+
+    /// Pings the client and returns the round-trip time.
+    ///
+    /// # Errors
+    /// [`Error::PingFailed`] when no pong comes within the response timeout,
+    /// [`Error::Disconnected`].
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        self.inner.peer.ping().await
+    }
+
+    /// Closes the connection with a WebSocket close `code` and `reason` (at most 123 bytes;
+    /// longer reasons are cut). Returns at once; the close handshake and the `on_disconnect`
+    /// hook follow. Closing twice does nothing.
+    pub fn close(&self, code: u16, reason: &str) {
+        self.inner.peer.close(code, truncate_reason(reason));
+    }
+
+    /// How many requests sent on this connection await the client's response.
+    pub fn pending_requests(&self) -> usize {
+        self.inner.peer.pending.len()
+    }
+
+    /// Whether two handles are the same connection.
+    pub fn same(&self, other: &ServerConnection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.inner.peer
+    }
+
+    pub(crate) fn mark_disconnected(&self) {
+        self.inner.state.store(2, Ordering::Release);
+    }
+
+    /// Frees the id, unless another connection holds it by now.
+    pub(crate) fn unregister(&self) {
+        let id = self.id();
+        self.inner
+            .server
+            .registry
+            .remove_if(&id, |_, c| c.same(self));
+    }
+
+    fn finish_handshake(&self, outcome: HandshakeOutcome) -> HandshakeEnd {
+        if self.state() != ConnectionState::Handshaking {
+            return HandshakeEnd::Abandoned;
+        }
+        let (request_id, result) = outcome.into_parts();
+        match result {
+            Ok(payload) => {
+                #[derive(Serialize)]
+                struct Accepted<'a> {
+                    id: &'a str,
+                    payload: &'a RawValue,
+                }
+                let id = self.id();
+                let frame = match protocol::encode_resolve(
+                    &request_id,
+                    &Accepted {
+                        id: &id,
+                        payload: &payload,
+                    },
+                ) {
+                    Ok(frame) => frame,
+                    Err(_) => return HandshakeEnd::Abandoned,
+                };
+                if self.inner.peer.queue(frame).is_err() {
+                    return HandshakeEnd::Abandoned;
+                }
+                // After the response is queued: no broadcast can overtake it.
+                if self
+                    .inner
+                    .state
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return HandshakeEnd::Abandoned;
+                }
+                let hook = self.inner.server.hooks().on_connection.clone();
+                HandshakeEnd::Accepted(hook.map(|h| h(self.clone())))
+            }
+            Err(rejection) => {
+                let _ = self
+                    .inner
+                    .peer
+                    .queue(protocol::encode_reject(&request_id, &rejection));
+                HandshakeEnd::Rejected
+            }
+        }
+    }
+}
+
+impl Endpoint for ServerConnection {
+    type Handle = ServerConnection;
+
+    fn peer(&self) -> &Peer {
+        &self.inner.peer
+    }
+
+    fn handle(&self) -> Self::Handle {
+        self.clone()
+    }
+
+    fn is_open(&self) -> bool {
+        self.state() == ConnectionState::Connected
+    }
+
+    fn handshake_timeout(&self) -> Option<Duration> {
+        Some(self.inner.server.config.handshake_timeout)
+    }
+
+    fn on_handshake(
+        &self,
+        id: RawId,
+        payload: Option<&RawValue>,
+    ) -> Option<BoxFuture<HandshakeEnd>> {
+        let refuse = |rejection: Rejection| {
+            let _ = self
+                .inner
+                .peer
+                .queue(protocol::encode_reject(&id, &rejection));
+            None
+        };
+        if self.state() != ConnectionState::Handshaking {
+            return refuse(Rejection::new(
+                "HandshakeEnded",
+                "Handshake is already resolved",
+            ));
+        }
+        if self.inner.handshake_started.swap(true, Ordering::AcqRel) {
+            return refuse(Rejection::new(
+                "HandshakeInProgress",
+                "a handshake is already being processed; wait for its response",
+            ));
+        }
+        let request = self
+            .inner
+            .request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| RequestInfo::unknown(self.inner.remote_addr));
+        let handshake = Handshake::new(id.clone(), payload.map(RawValue::to_owned), request);
+        let hook = self.inner.server.hooks().on_handshake.clone();
+        let conn = self.clone();
+        Some(Box::pin(async move {
+            use futures_util::FutureExt;
+            let outcome = match hook {
+                None => handshake.resolve(()),
+                Some(hook) => {
+                    match std::panic::AssertUnwindSafe(hook(conn.clone(), handshake))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::error!(
+                                "the handshake handler panicked; rejecting the handshake"
+                            );
+                            HandshakeOutcome::rejected(
+                                id,
+                                Rejection::internal("the handshake handler failed"),
+                            )
+                        }
+                    }
+                }
+            };
+            conn.finish_handshake(outcome)
+        }))
+    }
+}
+
+impl fmt::Debug for ServerConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConnection")
+            .field("id", &self.id())
+            .field("state", &self.state())
+            .field("remote_addr", &self.inner.remote_addr)
+            .finish()
+    }
+}
+
+/// A random id: 20 characters of `[0-9A-Za-z]` (about 119 bits).
+fn random_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bits: u128 = rand::random();
+    (0..20)
+        .map(|_| {
+            let c = ALPHABET[(bits % 62) as usize] as char;
+            bits /= 62;
+            c
+        })
+        .collect()
+}
+
+/// WebSocket close reasons are limited to 123 bytes; cut at a character boundary.
+pub(crate) fn truncate_reason(reason: &str) -> &str {
+    if reason.len() <= 123 {
+        return reason;
+    }
+    let mut end = 123;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}

@@ -1,0 +1,153 @@
+//! [`Peer`]: the sending side of one live socket, shared by the server's connections and the
+//! client. Everything bound for the socket goes through its bounded queue to the one writer
+//! in the connection's driver.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::pending::{next_request_id, PendingReplies};
+use crate::error::Error;
+use crate::protocol::{self, close_code, names, Payload};
+
+/// A close the driver has been asked to perform: code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CloseRequest {
+    pub code: u16,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Peer {
+    tx: mpsc::Sender<Message>,
+    pub(crate) pending: PendingReplies,
+    close: Mutex<Option<CloseRequest>>,
+    pub(crate) close_signal: Notify,
+    pub(crate) response_timeout: Duration,
+}
+
+impl Peer {
+    /// A peer and the receiving end of its outbound queue, for the driver.
+    pub(crate) fn new(queue: usize, response_timeout: Duration) -> (Self, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let peer = Peer {
+            tx,
+            pending: PendingReplies::default(),
+            close: Mutex::new(None),
+            close_signal: Notify::new(),
+            response_timeout,
+        };
+        (peer, rx)
+    }
+
+    /// Queues an encoded frame. Never waits: a full queue means the peer does not read,
+    /// and the connection is closed as a slow consumer (invariant 4).
+    pub(crate) fn queue(&self, frame: Utf8Bytes) -> Result<(), Error> {
+        match self.tx.try_send(Message::Text(frame)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(
+                    close_code::SLOW_CONSUMER,
+                    "Slow consumer: outbound queue full",
+                );
+                Err(Error::QueueFull)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Disconnected),
+        }
+    }
+
+    /// Sends a fire-and-forget message.
+    pub(crate) fn notify<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<(), Error> {
+        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
+        self.queue(frame)
+    }
+
+    /// Sends a request and awaits its response, typed.
+    pub(crate) async fn request<T, R>(
+        &self,
+        name: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let reply = self.request_raw(name, payload, timeout).await?;
+        reply.deserialize().map_err(Error::InvalidJson)
+    }
+
+    pub(crate) async fn request_raw<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> Result<Payload, Error> {
+        let id = next_request_id();
+        let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
+        self.request_frame(name, id, frame, timeout).await
+    }
+
+    /// Awaits the response to an already encoded request frame with id `id`. The pending
+    /// entry is inserted before the frame is queued, so a fast response cannot race past it,
+    /// and removed on every outcome (the guard), including when this future is dropped.
+    pub(crate) async fn request_frame(
+        &self,
+        name: &str,
+        id: u64,
+        frame: Utf8Bytes,
+        timeout: Duration,
+    ) -> Result<Payload, Error> {
+        let (_guard, rx) = self.pending.insert(id)?;
+        self.queue(frame)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(Error::Disconnected),
+            Err(_) => Err(Error::Timeout {
+                name: name.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Pings the peer and returns the round-trip time.
+    pub(crate) async fn ping(&self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let timeout = self.response_timeout;
+        let id = next_request_id();
+        let frame = protocol::encode_message(names::PING, &(), Some(id)).map_err(Error::Encode)?;
+        match self.request_frame(names::PING, id, frame, timeout).await {
+            Ok(_) => Ok(started.elapsed()),
+            Err(Error::Timeout { timeout, .. }) => Err(Error::PingFailed(timeout)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the driver to close the socket with `code` and `reason`. The first request wins;
+    /// later ones (and requests after the socket closed) do nothing.
+    pub(crate) fn close(&self, code: u16, reason: &str) {
+        {
+            let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(CloseRequest {
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+        self.close_signal.notify_one();
+    }
+
+    pub(crate) fn take_close_request(&self) -> Option<CloseRequest> {
+        self.close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -1,0 +1,183 @@
+//! Typed adapters that turn user closures into erased request handlers, and the registry
+//! that holds them by name.
+//!
+//! A handler takes the connection's handle and a payload deserialized straight from the
+//! frame into its own type; it returns `Result<T, E>`: `Ok` resolves, `Err` rejects.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use futures_util::FutureExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::connection::Endpoint;
+use crate::error::Rejection;
+use crate::protocol::{self, RawId};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A request handler with its types erased.
+pub(crate) trait ErasedHandler<E: Endpoint>: Send + Sync + 'static {
+    /// Deserializes the payload and starts the handler. `None` when the payload did not fit
+    /// (the error response, if the peer wanted one, is already queued).
+    fn call(
+        &self,
+        ep: &E,
+        name: &str,
+        payload: Option<&RawValue>,
+        id: Option<RawId>,
+    ) -> Option<BoxFuture<()>>;
+}
+
+pub(crate) struct TypedHandler<F, Req> {
+    f: F,
+    _req: PhantomData<fn(Req)>,
+}
+
+impl<F, Req> TypedHandler<F, Req> {
+    pub(crate) fn new(f: F) -> Self {
+        TypedHandler {
+            f,
+            _req: PhantomData,
+        }
+    }
+}
+
+impl<E, F, Fut, Req, Res, Rej> ErasedHandler<E> for TypedHandler<F, Req>
+where
+    E: Endpoint,
+    F: Fn(E::Handle, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Res, Rej>> + Send + 'static,
+    Req: DeserializeOwned + 'static,
+    Res: Serialize,
+    Rej: Into<Rejection>,
+{
+    fn call(
+        &self,
+        ep: &E,
+        name: &str,
+        payload: Option<&RawValue>,
+        id: Option<RawId>,
+    ) -> Option<BoxFuture<()>> {
+        let req: Req = match serde_json::from_str(payload.map_or("null", RawValue::get)) {
+            Ok(req) => req,
+            Err(e) => {
+                let rejection = Rejection::new(
+                    "InvalidPayload",
+                    format!("the payload of {name:?} does not fit its handler: {e}"),
+                );
+                match id {
+                    Some(id) => {
+                        let _ = ep.peer().queue(protocol::encode_reject(&id, &rejection));
+                    }
+                    None => {
+                        tracing::warn!(message = name, error = %e, "dropped a message whose payload does not fit its handler")
+                    }
+                }
+                return None;
+            }
+        };
+        let fut = AssertUnwindSafe((self.f)(ep.handle(), req)).catch_unwind();
+        let ep = ep.clone();
+        let name: Box<str> = if id.is_none() {
+            name.into()
+        } else {
+            Box::from("")
+        };
+        Some(Box::pin(async move {
+            let outcome = fut.await;
+            let Some(id) = id else {
+                match outcome {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(rej)) => {
+                        let rej: Rejection = rej.into();
+                        tracing::debug!(message = %name, error = %rej, "a fire-and-forget handler failed");
+                    }
+                    Err(_) => {
+                        tracing::error!(message = %name, "a fire-and-forget handler panicked")
+                    }
+                }
+                return;
+            };
+            let frame = match outcome {
+                Ok(Ok(res)) => protocol::encode_resolve(&id, &res).unwrap_or_else(|e| {
+                    protocol::encode_reject(
+                        &id,
+                        &Rejection::internal(format!(
+                            "the handler's result is not serializable: {e}"
+                        )),
+                    )
+                }),
+                Ok(Err(rej)) => protocol::encode_reject(&id, &rej.into()),
+                Err(_) => {
+                    tracing::error!(?id, "a request handler panicked");
+                    protocol::encode_reject(&id, &Rejection::internal("the handler panicked"))
+                }
+            };
+            // Fails only when the connection is gone or being closed as a slow consumer.
+            let _ = ep.peer().queue(frame);
+        }))
+    }
+}
+
+/// Named request handlers.
+pub(crate) struct Handlers<E: Endpoint> {
+    map: RwLock<HashMap<Box<str>, Arc<dyn ErasedHandler<E>>>>,
+}
+
+impl<E: Endpoint> Default for Handlers<E> {
+    fn default() -> Self {
+        Handlers {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<E: Endpoint> Handlers<E> {
+    pub(crate) fn insert(&self, name: &str, handler: Arc<dyn ErasedHandler<E>>) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.into(), handler);
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn ErasedHandler<E>>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+impl<E: Endpoint> std::fmt::Debug for Handlers<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        f.debug_set().entries(map.keys()).finish()
+    }
+}
+
+/// What a hook (`on_connection`, `on_disconnect`) may return: `()` or a `Result` whose
+/// error is logged.
+pub trait HookOutput: Send + 'static {
+    /// Logs the error, if any.
+    fn report(self, hook: &'static str);
+}
+
+impl HookOutput for () {
+    fn report(self, _hook: &'static str) {}
+}
+
+impl<E: std::fmt::Display + Send + 'static> HookOutput for Result<(), E> {
+    fn report(self, hook: &'static str) {
+        if let Err(e) = self {
+            tracing::warn!(hook, error = %e, "hook returned an error");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! # roomwire
+//!
+//! Request/response RPC over WebSocket, with a handshake phase and rooms. roomwire speaks
+//! the wire protocol of [Line](https://www.npmjs.com/package/line-socket), so Line's
+//! JavaScript clients work against a roomwire server unchanged.
+//!
+//! - [`Server`]: register named request handlers, a handshake handler and hooks, then listen.
+//! - [`ServerConnection`]: one client; [`send`](ServerConnection::send) awaits the client's
+//!   response, [`send_without_response`](ServerConnection::send_without_response) does not.
+//! - [`Handshake`]: the client's first message; resolve it (optionally after
+//!   [`set_id`](ServerConnection::set_id)) or reject it, exactly once.
+//! - [`client::Client`] (feature `client`, on by default): the Rust client, with reconnects.
+//! - [`Error`] and [`Rejection`]: what can go wrong, and the error object on the wire.
+//! - [`protocol::close_code`]: every close code roomwire sends.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use roomwire::{Handshake, Rejection, Server, ServerConnection};
+//! use serde_json::json;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), roomwire::Error> {
+//!     let server = Server::builder().build();
+//!
+//!     server.on_handshake(|conn: ServerConnection, hs: Handshake| async move {
+//!         match hs.payload::<String>() {
+//!             Ok(name) => match conn.set_id(name) {
+//!                 Ok(()) => hs.resolve(json!({ "welcome": true })),
+//!                 Err(e) => hs.reject(e),
+//!             },
+//!             Err(_) => hs.reject(Rejection::new("BadRequest", "send your name as the payload")),
+//!         }
+//!     });
+//!
+//!     server.on_request("add", |_conn: ServerConnection, (a, b): (i64, i64)| async move {
+//!         Ok::<_, Rejection>(a + b)
+//!     });
+//!
+//!     server.on_connection(|conn: ServerConnection| async move {
+//!         let answer: String = conn.send("whoami", &()).await?;
+//!         println!("{} says it is {answer}", conn.id());
+//!         Ok::<_, roomwire::Error>(())
+//!     });
+//!
+//!     server.listen("127.0.0.1:8080").await
+//! }
+//! ```
+#![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+
+mod config;
+mod connection;
+mod error;
+mod handler;
+mod handshake;
+pub mod protocol;
+mod server;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use config::{ServerBuilder, ServerConfig};
+pub use connection::{CloseInfo, ConnectionState, ServerConnection};
+pub use error::{Error, Rejection};
+pub use handler::HookOutput;
+pub use handshake::{Handshake, HandshakeOutcome};
+pub use server::{Server, ServerStatus};
+/// The `http` types used by [`Handshake`] (headers, URIs).
+pub use tokio_tungstenite::tungstenite::http;

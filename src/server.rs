@@ -1,0 +1,431 @@
+//! [`Server`]: the handler registry, the accept loop, connection lookup, broadcast and shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ServerBuilder, ServerConfig};
+use crate::connection::driver::{self, DriverConfig};
+use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
+use crate::error::{Error, Rejection};
+use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
+use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
+use crate::protocol::{self, close_code};
+
+type HandshakeHook =
+    Arc<dyn Fn(ServerConnection, Handshake) -> BoxFuture<HandshakeOutcome> + Send + Sync>;
+type ConnectionHook = Arc<dyn Fn(ServerConnection) -> BoxFuture<()> + Send + Sync>;
+type DisconnectHook = Arc<dyn Fn(ServerConnection, CloseInfo) -> BoxFuture<()> + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub on_handshake: Option<HandshakeHook>,
+    pub on_connection: Option<ConnectionHook>,
+    pub on_disconnect: Option<DisconnectHook>,
+}
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerStatus {
+    /// Built, not yet listening.
+    Idle,
+    /// Accepting connections.
+    Listening,
+    /// [`Server::close`] is closing the connections.
+    Closing,
+    /// Closed: every connection task has ended.
+    Closed,
+}
+
+pub(crate) struct ServerShared {
+    pub config: ServerConfig,
+    pub handlers: Arc<Handlers<ServerConnection>>,
+    hooks: RwLock<Hooks>,
+    pub registry: DashMap<Arc<str>, ServerConnection>,
+    status: AtomicU8,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    local_addr: Mutex<Option<SocketAddr>>,
+    open: AtomicUsize,
+}
+
+impl ServerShared {
+    pub(crate) fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
+        self.hooks.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A roomwire server. Cheap to clone; every clone is the same server.
+///
+/// Build one with [`Server::builder`], register handlers, then [`listen`](Self::listen).
+///
+/// ```no_run
+/// use roomwire::{Rejection, Server, ServerConnection};
+///
+/// # async fn run() -> Result<(), roomwire::Error> {
+/// let server = Server::builder().build();
+/// server.on_request("add", |_conn: ServerConnection, (a, b): (i64, i64)| async move {
+///     Ok::<_, Rejection>(a + b)
+/// });
+/// server.listen("127.0.0.1:8080").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<ServerShared>,
+}
+
+impl Server {
+    /// A builder with every setting at its documented default.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    pub(crate) fn from_config(config: ServerConfig) -> Self {
+        Server {
+            shared: Arc::new(ServerShared {
+                config,
+                handlers: Arc::default(),
+                hooks: RwLock::default(),
+                registry: DashMap::new(),
+                status: AtomicU8::new(0),
+                tracker: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                local_addr: Mutex::new(None),
+                open: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    pub(crate) fn from_shared(shared: Arc<ServerShared>) -> Self {
+        Server { shared }
+    }
+
+    /// The server's settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    fn set_hooks(&self, f: impl FnOnce(&mut Hooks)) {
+        f(&mut self.shared.hooks.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Sets the handshake handler. It receives the connection (in the handshaking state) and
+    /// the [`Handshake`], and returns [`Handshake::resolve`] or [`Handshake::reject`]. It may
+    /// await (a database lookup); it is bounded by the handshake timeout. A panic rejects the
+    /// handshake with `InternalError`.
+    ///
+    /// Without a handler every handshake is accepted with a `null` payload.
+    pub fn on_handshake<F, Fut>(&self, handler: F) -> &Self
+    where
+        F: Fn(ServerConnection, Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandshakeOutcome> + Send + 'static,
+    {
+        self.set_hooks(|h| h.on_handshake = Some(Arc::new(move |c, hs| Box::pin(handler(c, hs)))));
+        self
+    }
+
+    /// Registers the handler for requests (and fire-and-forget messages) named `name`,
+    /// replacing any earlier one.
+    ///
+    /// The payload is deserialized into `Req` (one that does not fit is answered with an
+    /// `InvalidPayload` error). `Ok` resolves the request with its value; `Err` rejects it
+    /// with the [`Rejection`] it converts into (any [`Error`] does, so `?` works). For a
+    /// fire-and-forget message the result is dropped. A panic rejects with `InternalError`.
+    /// Requests on one connection run concurrently, up to
+    /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight).
+    ///
+    /// # Panics
+    /// If `name` starts with `_`: those names are reserved by the protocol.
+    pub fn on_request<F, Fut, Req, Res, Rej>(&self, name: &str, handler: F) -> &Self
+    where
+        F: Fn(ServerConnection, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Res, Rej>> + Send + 'static,
+        Req: DeserializeOwned + Send + 'static,
+        Res: Serialize + Send + 'static,
+        Rej: Into<Rejection> + Send + 'static,
+    {
+        assert!(
+            !name.starts_with('_'),
+            "message names starting with '_' are reserved by the protocol: {name:?}"
+        );
+        self.shared
+            .handlers
+            .insert(name, Arc::new(TypedHandler::new(handler)));
+        self
+    }
+
+    /// Sets the hook that runs once a connection's handshake response has been queued
+    /// (nothing can overtake it). It runs beside the connection's requests, so it may await
+    /// the client's responses. It returns `()` or a `Result` whose error is logged.
+    pub fn on_connection<F, Fut>(&self, hook: F) -> &Self
+    where
+        F: Fn(ServerConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HookOutput,
+    {
+        self.set_hooks(|h| {
+            h.on_connection = Some(Arc::new(move |c| {
+                let fut = hook(c);
+                Box::pin(async move { fut.await.report("on_connection") })
+            }))
+        });
+        self
+    }
+
+    /// Sets the hook that runs when a connected connection (one whose handshake was
+    /// accepted) has closed, for any reason, with the close code and reason. Everything the connection had pending has been rejected with
+    /// [`Error::Disconnected`] by then; its id is freed once the hook returns.
+    pub fn on_disconnect<F, Fut>(&self, hook: F) -> &Self
+    where
+        F: Fn(ServerConnection, CloseInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HookOutput,
+    {
+        self.set_hooks(|h| {
+            h.on_disconnect = Some(Arc::new(move |c, info| {
+                let fut = hook(c, info);
+                Box::pin(async move { fut.await.report("on_disconnect") })
+            }))
+        });
+        self
+    }
+
+    /// Binds `addr` and serves connections until [`close`](Self::close).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] after `close`.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<(), Error> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener).await
+    }
+
+    /// Serves connections from `listener` until [`close`](Self::close). Returns once the
+    /// listener is dropped. Bind to port 0 and read [`local_addr`](Self::local_addr) to let
+    /// the system choose a port.
+    ///
+    /// # Errors
+    /// [`Error::ServerClosed`] after `close`; [`Error::Io`] if the listener has no address.
+    pub async fn serve(&self, listener: TcpListener) -> Result<(), Error> {
+        let shared = &self.shared;
+        if shared.shutdown.is_cancelled() {
+            return Err(Error::ServerClosed);
+        }
+        // Held while the listener is open, so `close` returns only once the port is free.
+        let _serving = shared.tracker.token();
+        *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
+        let _ = shared
+            .status
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
+        loop {
+            tokio::select! {
+                () = shared.shutdown.cancelled() => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let shared = shared.clone();
+                        shared.tracker.clone().spawn(run_connection(shared, stream, addr));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    /// The address the server listens on, once [`serve`](Self::serve) or
+    /// [`listen`](Self::listen) has started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        *self
+            .shared
+            .local_addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the server is in its life.
+    pub fn status(&self) -> ServerStatus {
+        match self.shared.status.load(Ordering::Acquire) {
+            0 => ServerStatus::Idle,
+            1 => ServerStatus::Listening,
+            2 => ServerStatus::Closing,
+            _ => ServerStatus::Closed,
+        }
+    }
+
+    /// The connected (handshaked) connection with this id.
+    pub fn connection(&self, id: &str) -> Option<ServerConnection> {
+        self.shared
+            .registry
+            .get(id)
+            .map(|c| c.clone())
+            .filter(|c| c.state() == ConnectionState::Connected)
+    }
+
+    /// Every connected (handshaked) connection.
+    pub fn connections(&self) -> Vec<ServerConnection> {
+        self.shared
+            .registry
+            .iter()
+            .filter(|c| c.state() == ConnectionState::Connected)
+            .map(|c| c.clone())
+            .collect()
+    }
+
+    /// How many connections are open, in any state (upgrading, handshaking, connected).
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::Acquire)
+    }
+
+    /// Sends a fire-and-forget message to every connected connection. The frame is encoded
+    /// once and shared. Returns how many connections it was queued for; a connection whose
+    /// queue is full is closed as a slow consumer instead.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if the payload cannot be serialized.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<usize, Error> {
+        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
+        let mut sent = 0;
+        for conn in self.shared.registry.iter() {
+            if conn.state() == ConnectionState::Connected
+                && conn.peer().queue(frame.clone()).is_ok()
+            {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Closes the server: stops accepting, closes every connection with 1001 "Server
+    /// closing" (what is already queued goes out first), rejects everything pending with
+    /// [`Error::Disconnected`], and returns once every connection task (and its
+    /// `on_disconnect` hook) has ended. A peer that never answers the close frame is dropped
+    /// after the [close timeout](ServerBuilder::close_timeout). Calling it again waits the same way.
+    pub async fn close(&self) {
+        let shared = &self.shared;
+        let _ = shared
+            .status
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                (s < 2).then_some(2)
+            });
+        shared.shutdown.cancel();
+        for conn in shared.registry.iter() {
+            conn.close(close_code::GOING_AWAY, "Server closing");
+        }
+        shared.tracker.close();
+        shared.tracker.wait().await;
+        shared.status.store(3, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("status", &self.status())
+            .field("local_addr", &self.local_addr())
+            .field("connections", &self.shared.registry.len())
+            .field("handlers", &self.shared.handlers)
+            .finish()
+    }
+}
+
+/// Counts an open connection for as long as it lives.
+struct OpenSlot<'a>(&'a AtomicUsize);
+
+impl Drop for OpenSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One connection from accept to cleanup.
+async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_addr: SocketAddr) {
+    let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
+    let _slot = OpenSlot(&shared.open);
+    let over_limit = open > shared.config.max_connections;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+
+    let mut request = None;
+    // The error type is tungstenite's, not ours to shrink.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if over_limit {
+            let mut refusal =
+                ErrorResponse::new(Some("Too many connections; try again later".into()));
+            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return Err(refusal);
+        }
+        request = Some(RequestInfo {
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+            remote_addr,
+        });
+        Ok(resp)
+    };
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(shared.config.websocket()),
+    );
+    let ws = tokio::select! {
+        () = shared.shutdown.cancelled() => return,
+        upgraded = tokio::time::timeout(shared.config.upgrade_timeout, upgrade) => match upgraded {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                tracing::debug!(%remote_addr, error = %e, "WebSocket upgrade failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote_addr, "WebSocket upgrade timed out");
+                return;
+            }
+        },
+    };
+    let request = request.unwrap_or_else(|| RequestInfo::unknown(remote_addr));
+
+    let (conn, rx) = ServerConnection::new(shared.clone(), request);
+    if shared.shutdown.is_cancelled() {
+        conn.close(close_code::GOING_AWAY, "Server closing");
+    }
+    let cfg = DriverConfig {
+        ping_interval: shared.config.ping_interval,
+        max_in_flight: shared.config.max_requests_in_flight,
+        close_timeout: shared.config.close_timeout,
+    };
+    let info = driver::drive(ws, rx, conn.clone(), shared.handlers.clone(), cfg).await;
+
+    let was_connected = conn.state() == ConnectionState::Connected;
+    conn.mark_disconnected();
+    let hook = shared.hooks().on_disconnect.clone();
+    if let (true, Some(hook)) = (was_connected, hook) {
+        use futures_util::FutureExt;
+        if std::panic::AssertUnwindSafe(hook(conn.clone(), info))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
+        }
+    }
+    conn.unregister();
+}
