@@ -145,12 +145,12 @@ where
                         CapacityError::MessageTooLong { .. } => "Message too big",
                         _ => "Frame too big",
                     };
-                    let _ = ws.close(Some(close_frame(close_code::MESSAGE_TOO_BIG, reason))).await;
+                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(close_frame(close_code::MESSAGE_TOO_BIG, reason)))).await;
                     break ended.take().unwrap_or(CloseInfo { code: close_code::MESSAGE_TOO_BIG, reason: reason.into() });
                 }
                 Some(Err(WsError::Protocol(e))) => {
                     tracing::debug!(error = %e, "WebSocket protocol error");
-                    let _ = ws.close(Some(close_frame(close_code::PROTOCOL_ERROR, "Protocol error"))).await;
+                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(close_frame(close_code::PROTOCOL_ERROR, "Protocol error")))).await;
                     break ended.take().unwrap_or(CloseInfo { code: close_code::PROTOCOL_ERROR, reason: e.to_string() });
                 }
                 Some(Err(e)) => {
@@ -160,23 +160,46 @@ where
                 None => break ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: "connection dropped".into() }),
             },
             Some(first) = rx.recv(), if !closing => {
-                if let Err(e) = write_batch(&mut ws, first, &mut rx).await {
+                // A peer that does not read stalls the write, and a close request (slow
+                // consumer, shutdown) must still get through: the write races it. Once a close
+                // is requested the batch may still finish within the close timeout, so frames
+                // already taken from the queue are not lost to a peer that does read.
+                let (written, close_now) = {
+                    let write = write_batch(&mut ws, first, &mut rx);
+                    tokio::pin!(write);
+                    tokio::select! {
+                        biased;
+                        written = &mut write => (written, false),
+                        () = &mut close_requested => {
+                            match tokio::time::timeout(cfg.close_timeout, &mut write).await {
+                                Ok(written) => (written, true),
+                                Err(_) => (Err(WsError::Io(std::io::ErrorKind::TimedOut.into())), true),
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = written {
                     tracing::debug!(error = %e, "write failed");
-                    break ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: e.to_string() });
+                    let requested = close_now.then(|| peer.take_close_request()).flatten();
+                    break match requested {
+                        Some(r) => CloseInfo { code: r.code, reason: r.reason },
+                        None => ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: e.to_string() }),
+                    };
+                }
+                if close_now {
+                    closing = true;
+                    match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
+                        Ok(info) => ended = Some(info),
+                        Err(info) => break info,
+                    }
+                    close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
                 }
             }
             () = &mut close_requested, if !closing => {
-                let request = peer.take_close_request().unwrap_or(super::peer::CloseRequest {
-                    code: close_code::NORMAL, reason: String::new(),
-                });
-                // What is already queued (computed responses) goes out before the close frame.
-                while let Ok(m) = rx.try_recv() {
-                    if ws.feed(m).await.is_err() { break; }
-                }
                 closing = true;
-                ended = Some(CloseInfo { code: request.code, reason: request.reason.clone() });
-                if ws.close(Some(close_frame(request.code, &request.reason))).await.is_err() {
-                    break ended.take().expect("set above");
+                match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
+                    Ok(info) => ended = Some(info),
+                    Err(info) => break info,
                 }
                 close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
             }
@@ -226,6 +249,42 @@ where
         tokio::spawn(async move { while tasks.next().await.is_some() {} });
     }
     outcome
+}
+
+/// Sends what is already queued (computed responses go out first), then the requested close
+/// frame, within `timeout`. `Ok` with the close to report once the peer answers; `Err` with
+/// it when the socket failed or stalled, and the connection should end now.
+async fn begin_close<S>(
+    ws: &mut WebSocketStream<S>,
+    rx: &mut mpsc::Receiver<Message>,
+    peer: &Peer,
+    timeout: Duration,
+) -> Result<CloseInfo, CloseInfo>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = peer
+        .take_close_request()
+        .unwrap_or(super::peer::CloseRequest {
+            code: close_code::NORMAL,
+            reason: String::new(),
+        });
+    let info = CloseInfo {
+        code: request.code,
+        reason: request.reason,
+    };
+    let frame = close_frame(info.code, &info.reason);
+    let sent = tokio::time::timeout(timeout, async {
+        while let Ok(m) = rx.try_recv() {
+            ws.feed(m).await?;
+        }
+        ws.close(Some(frame)).await
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => Ok(info),
+        _ => Err(info),
+    }
 }
 
 fn close_frame(code: u16, reason: &str) -> CloseFrame {

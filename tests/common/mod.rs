@@ -1,0 +1,143 @@
+//! Shared test helpers: a server on 127.0.0.1:0 and a raw WebSocket peer that speaks the
+//! protocol by hand, so each test can send exactly the frames it means to.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use roomwire::{Server, ServerBuilder};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Upper bound for anything a test waits on, so a broken behaviour fails instead of hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Starts `server` on 127.0.0.1 with a port the system chooses.
+pub async fn start(server: Server) -> (Server, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let s = server.clone();
+    tokio::spawn(async move { s.serve(listener).await.unwrap() });
+    (server, addr)
+}
+
+pub async fn start_with(
+    builder: ServerBuilder,
+    setup: impl FnOnce(&Server),
+) -> (Server, SocketAddr) {
+    let server = builder.build();
+    setup(&server);
+    start(server).await
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`WAIT`].
+pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("timed out waiting for the expected event")
+}
+
+/// A raw protocol peer.
+pub struct Raw {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Self::connect_path(addr, "/").await
+    }
+
+    pub async fn connect_path(addr: SocketAddr, path: &str) -> Raw {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+            .await
+            .expect("WebSocket connect");
+        Raw { ws }
+    }
+
+    /// Connects and completes the handshake with `payload`; returns the response's `p`.
+    pub async fn handshaked(addr: SocketAddr, payload: Value) -> (Raw, Value) {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(json!({"n": "_h", "i": "hs01", "p": payload}))
+            .await;
+        let reply = raw.recv().await;
+        assert_eq!(reply["n"], "_r");
+        assert_eq!(reply["i"], "hs01");
+        assert!(reply["e"].is_null(), "handshake rejected: {reply}");
+        (raw, reply["p"].clone())
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    /// The next JSON frame (answering nothing itself).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            match within(self.ws.next()).await {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Close(f))) => panic!("closed while a frame was expected: {f:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended while a frame was expected: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the close frame; returns its code and reason. Frames before it are returned too.
+    pub async fn recv_close(&mut self) -> (u16, String, Vec<Value>) {
+        let mut before = Vec::new();
+        loop {
+            match within(self.ws.next()).await {
+                Some(Ok(Message::Text(t))) => before.push(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(f))) => {
+                    // Keep polling so tungstenite sends the close reply, as a real peer does.
+                    while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+                    return match f {
+                        Some(f) => (u16::from(f.code), f.reason.to_string(), before),
+                        None => (1005, String::new(), before),
+                    };
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended without a close frame: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a request and returns the response frame.
+    pub async fn request(&mut self, name: &str, id: Value, payload: Value) -> Value {
+        self.send(json!({"n": name, "i": id, "p": payload})).await;
+        self.recv().await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .ws
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await;
+        // Drain until the server's close reply ends the stream.
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+}
+
+/// Polls `cond` until it holds; for state that has no event to await (registry sizes after
+/// cleanup tasks). Bounded by [`WAIT`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

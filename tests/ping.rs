@@ -1,0 +1,100 @@
+//! Ping and keep-alive (PROTOCOL.md, "Ping").
+
+mod common;
+
+use std::time::Duration;
+
+use common::{start_with, within, Raw};
+use roomwire::{CloseInfo, Error, Server, ServerConnection};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[tokio::test]
+async fn pings_are_answered_with_pong_when_connected() {
+    let (_server, addr) = start_with(Server::builder(), |_| {}).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let pong = raw.request("_p", json!(42), Value::Null).await;
+    assert_eq!(pong, json!({"n": "_r", "i": 42, "p": "pong", "e": null}));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_pinged_and_stays_when_it_answers() {
+    let (_server, addr) = start_with(
+        Server::builder().ping_interval(Duration::from_millis(100)),
+        |_| {},
+    )
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    for _ in 0..3 {
+        let ping = raw.recv().await;
+        assert_eq!(ping["n"], "_p");
+        assert!(ping["i"].is_u64());
+        raw.send(json!({"n": "_r", "i": ping["i"], "p": "pong", "e": null}))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_ping_closes_4201() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_server, addr) = start_with(
+        Server::builder()
+            .ping_interval(Duration::from_millis(100))
+            .response_timeout(Duration::from_millis(100)),
+        move |s| {
+            s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(info).unwrap();
+                }
+            });
+        },
+    )
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let (code, reason, before) = raw.recv_close().await;
+    assert_eq!(
+        before.len(),
+        1,
+        "one unanswered ping, then the close: {before:?}"
+    );
+    assert_eq!(before[0]["n"], "_p");
+    assert_eq!((code, reason.as_str()), (4201, "Ping failed"));
+    let info = within(rx.recv()).await.unwrap();
+    assert_eq!(info.code, 4201);
+}
+
+#[tokio::test]
+async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_server, addr) = start_with(
+        Server::builder().response_timeout(Duration::from_millis(150)),
+        move |s| {
+            s.on_connection(move |c: ServerConnection| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(c).unwrap();
+                }
+            });
+        },
+    )
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(rx.recv()).await.unwrap();
+    let c = conn.clone();
+    let rtt = tokio::spawn(async move { c.ping().await });
+    let ping = raw.recv().await;
+    raw.send(json!({"n": "_r", "i": ping["i"], "p": "pong"}))
+        .await;
+    let rtt = within(rtt).await.unwrap().unwrap();
+    assert!(rtt < common::WAIT);
+    // Unanswered: PingFailed, and the pending table is clean.
+    let c = conn.clone();
+    let failed = tokio::spawn(async move { c.ping().await });
+    let _ = raw.recv().await;
+    assert!(matches!(
+        within(failed).await.unwrap(),
+        Err(Error::PingFailed(_))
+    ));
+    assert_eq!(conn.pending_requests(), 0);
+}
