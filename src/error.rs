@@ -34,6 +34,10 @@ pub enum Error {
     /// A payload could not be serialized to JSON.
     #[error("could not serialize the payload to JSON: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The connection's handshake is not accepted yet: nothing but handshake and ping
+    /// responses may be sent before it (send from the `on_connection` hook on).
+    #[error("the connection's handshake is not accepted yet; send requests from on_connection on")]
+    HandshakePending,
     /// The handshake is already resolved (or rejected): the operation belongs to the handshake phase.
     #[error("the handshake is already resolved; set the id before resolving it")]
     HandshakeEnded,
@@ -84,6 +88,7 @@ impl Error {
             Error::Disconnected => "Disconnected",
             Error::InvalidJson(_) => "InvalidJson",
             Error::Encode(_) => "InvalidJson",
+            Error::HandshakePending => "HandshakePending",
             Error::HandshakeEnded => "HandshakeEnded",
             Error::IdConflict { .. } => "IdConflict",
             Error::InvalidId { .. } => "InvalidId",

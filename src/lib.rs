@@ -69,3 +69,8 @@ pub use handshake::{Handshake, HandshakeOutcome};
 pub use server::{Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).
 pub use tokio_tungstenite::tungstenite::http;
+
+/// The README's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

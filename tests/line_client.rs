@@ -33,9 +33,10 @@ fn suite_server() -> Server {
             Err(e) => hs.reject(e),
         }
     });
-    server.on_request("add", |_c: ServerConnection, (a, b): (i64, i64)| async move {
-        Ok::<_, Rejection>(a + b)
-    });
+    server.on_request(
+        "add",
+        |_c: ServerConnection, (a, b): (i64, i64)| async move { Ok::<_, Rejection>(a + b) },
+    );
     server.on_request("fail", |_c: ServerConnection, _: Value| async move {
         Err::<(), _>(Rejection::new("Nope", "always fails"))
     });
@@ -53,8 +54,14 @@ fn suite_server() -> Server {
     // Makes a request to the client and reports its outcome, so the suite can check
     // server-to-client resolve, reject and timeout from the client's side.
     server.on_request("ask", |conn: ServerConnection, ask: Ask| async move {
-        let timeout = ask.timeout_ms.map_or(conn.server().config().response_timeout, Duration::from_millis);
-        let outcome = match conn.send_timeout::<_, Value>(&ask.name, &ask.payload, timeout).await {
+        let timeout = ask.timeout_ms.map_or(
+            conn.server().config().response_timeout,
+            Duration::from_millis,
+        );
+        let outcome = match conn
+            .send_timeout::<_, Value>(&ask.name, &ask.payload, timeout)
+            .await
+        {
             Ok(v) => json!({ "ok": v }),
             Err(Error::Rejected(r)) => json!({ "err": r }),
             Err(e) => json!({ "err": { "name": e.name(), "message": e.to_string() } }),
@@ -65,7 +72,9 @@ fn suite_server() -> Server {
         conn.send_without_response(v["name"].as_str().unwrap_or("told"), &v["payload"])?;
         Ok::<_, Error>(())
     });
-    let notes: Arc<Mutex<Vec<(Arc<str>, String)>>> = Arc::default();
+    // (connection id, note) pairs, so each scenario sees only its own notes.
+    type Notes = Arc<Mutex<Vec<(Arc<str>, String)>>>;
+    let notes: Notes = Arc::default();
     let recorded = notes.clone();
     server.on_request("note", move |conn: ServerConnection, text: String| {
         recorded.lock().unwrap().push((conn.id(), text));

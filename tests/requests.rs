@@ -347,3 +347,27 @@ async fn send_without_response_has_no_id_and_close_uses_the_given_code() {
     let (code, reason, _) = raw.recv_close().await;
     assert_eq!((code, reason.as_str()), (4242, "go away"));
 }
+
+#[tokio::test]
+async fn sending_before_the_handshake_is_accepted_is_refused() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_server, addr) = start_with(Server::builder(), move |s| {
+        s.on_handshake(move |conn: ServerConnection, hs: roomwire::Handshake| {
+            let tx = tx.clone();
+            async move {
+                let sent = conn.send_without_response("early", &()).unwrap_err();
+                let asked = conn.send::<_, Value>("early", &()).await.unwrap_err();
+                tx.send((sent.name(), asked.name())).unwrap();
+                hs.resolve(())
+            }
+        });
+    })
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    assert_eq!(
+        within(rx.recv()).await.unwrap(),
+        ("HandshakePending", "HandshakePending")
+    );
+    // Nothing was sent before the handshake response: the next frame answers this ping.
+    assert_eq!(raw.request("_p", json!("p"), Value::Null).await["i"], "p");
+}

@@ -419,7 +419,9 @@ impl Client {
             Some(ws_config),
             true,
         );
-        let (ws, _response) = match tokio::time::timeout(config.handshake_timeout, connect).await {
+        // One deadline for opening the socket and the handshake together.
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+        let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(Error::Timeout {
@@ -451,7 +453,7 @@ impl Client {
             .request_raw(
                 names::HANDSHAKE,
                 &*config.handshake_payload,
-                config.handshake_timeout,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
             )
             .await;
         let fail = |code: u16, reason: &str, error: Error| {

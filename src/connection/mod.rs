@@ -173,7 +173,8 @@ impl ServerConnection {
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Rejected`] (with the client's error object),
-    /// [`Error::Disconnected`], [`Error::InvalidJson`] if the response does not fit `R`,
+    /// [`Error::Disconnected`], [`Error::HandshakePending`] before the handshake is accepted,
+    /// [`Error::InvalidJson`] if the response does not fit `R`,
     /// [`Error::Encode`], [`Error::QueueFull`].
     pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, Error>
     where
@@ -195,25 +196,29 @@ impl ServerConnection {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        if self.state() != ConnectionState::Connected {
-            return Err(Error::Disconnected);
-        }
+        self.check_connected()?;
         self.inner.peer.request(name, payload, timeout).await
     }
 
     /// Sends a message the client does not answer.
     ///
     /// # Errors
-    /// [`Error::Disconnected`], [`Error::Encode`], [`Error::QueueFull`].
+    /// [`Error::Disconnected`], [`Error::HandshakePending`], [`Error::Encode`], [`Error::QueueFull`].
     pub fn send_without_response<T: Serialize + ?Sized>(
         &self,
         name: &str,
         payload: &T,
     ) -> Result<(), Error> {
-        if self.state() != ConnectionState::Connected {
-            return Err(Error::Disconnected);
-        }
+        self.check_connected()?;
         self.inner.peer.notify(name, payload)
+    }
+
+    fn check_connected(&self) -> Result<(), Error> {
+        match self.state() {
+            ConnectionState::Connected => Ok(()),
+            ConnectionState::Handshaking => Err(Error::HandshakePending),
+            ConnectionState::Disconnected => Err(Error::Disconnected),
+        }
     }
 
     /// Pings the client and returns the round-trip time.
