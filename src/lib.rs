@@ -56,6 +56,7 @@ mod error;
 mod handler;
 mod handshake;
 pub mod protocol;
+mod rooms;
 mod server;
 
 #[cfg(feature = "client")]
@@ -66,6 +67,7 @@ pub use connection::{CloseInfo, ConnectionState, ServerConnection};
 pub use error::{Error, Rejection};
 pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
+pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
 pub use server::{Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).
 pub use tokio_tungstenite::tungstenite::http;

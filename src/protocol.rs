@@ -52,6 +52,8 @@ pub mod close_code {
     pub const DISPOSED: u16 = 4205;
     /// roomwire: the connection's outbound queue was full (the peer does not read fast enough).
     pub const SLOW_CONSUMER: u16 = 4210;
+    /// roomwire: the connection was in a room closed with `Server::disconnect_room`.
+    pub const ROOM_CLOSED: u16 = 4211;
     /// Unknown error (Line).
     pub const UNKNOWN_ERROR: u16 = 4299;
 }

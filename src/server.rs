@@ -22,6 +22,7 @@ use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
 use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
 use crate::protocol::{self, close_code};
+use crate::rooms::{BroadcastOperator, RoomRegistry};
 
 type HandshakeHook =
     Arc<dyn Fn(ServerConnection, Handshake) -> BoxFuture<HandshakeOutcome> + Send + Sync>;
@@ -54,6 +55,7 @@ pub(crate) struct ServerShared {
     pub handlers: Arc<Handlers<ServerConnection>>,
     hooks: RwLock<Hooks>,
     pub registry: DashMap<Arc<str>, ServerConnection>,
+    pub rooms: RoomRegistry,
     status: AtomicU8,
     tracker: TaskTracker,
     shutdown: CancellationToken,
@@ -100,6 +102,7 @@ impl Server {
                 handlers: Arc::default(),
                 hooks: RwLock::default(),
                 registry: DashMap::new(),
+                rooms: RoomRegistry::default(),
                 status: AtomicU8::new(0),
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -314,6 +317,59 @@ impl Server {
         Ok(sent)
     }
 
+    /// Targets the members of `room`; add rooms and exceptions, then `emit` or `send`.
+    /// See [`BroadcastOperator`].
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.shared.clone(), room)
+    }
+
+    /// The members of `room` (in any state); empty if there is no such room.
+    pub fn room_members(&self, room: &str) -> Vec<ServerConnection> {
+        self.shared.rooms.members(room)
+    }
+
+    /// How many members `room` has; 0 if there is no such room.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.shared.rooms.size(room)
+    }
+
+    /// Every room that has members. A room exists from its first join to its last leave.
+    pub fn rooms(&self) -> Vec<Arc<str>> {
+        self.shared.rooms.names()
+    }
+
+    /// The rooms of the connection with this id (in any state); `None` if there is none.
+    pub fn rooms_of(&self, id: &str) -> Option<Vec<Arc<str>>> {
+        let conn = self.shared.registry.get(id).map(|c| c.clone())?;
+        Some(conn.rooms())
+    }
+
+    /// Removes the connection with this id from every room; `false` if there is none.
+    pub fn leave_all(&self, id: &str) -> bool {
+        let conn = self.shared.registry.get(id).map(|c| c.clone());
+        conn.map(|c| c.leave_all()).is_some()
+    }
+
+    /// Closes `room`: every member leaves it, and the room is gone. Returns the members it had.
+    pub fn close_room(&self, room: &str) -> Vec<ServerConnection> {
+        let members = self.shared.rooms.members(room);
+        for member in &members {
+            member.leave(room);
+        }
+        members
+    }
+
+    /// Closes `room` and disconnects its members with
+    /// [`close_code::ROOM_CLOSED`](crate::protocol::close_code::ROOM_CLOSED) (4211)
+    /// "Room closed". Returns how many members it had.
+    pub fn disconnect_room(&self, room: &str) -> usize {
+        let members = self.close_room(room);
+        for member in &members {
+            member.close(close_code::ROOM_CLOSED, "Room closed");
+        }
+        members.len()
+    }
+
     /// Closes the server: stops accepting, closes every connection with 1001 "Server
     /// closing" (what is already queued goes out first), rejects everything pending with
     /// [`Error::Disconnected`], and returns once every connection task (and its
@@ -427,5 +483,6 @@ async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_add
             tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
         }
     }
+    conn.leave_for_good();
     conn.unregister();
 }

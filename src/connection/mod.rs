@@ -8,6 +8,7 @@ pub(crate) mod pending;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::error::{Error, Rejection};
 use crate::handler::BoxFuture;
 use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
 use crate::protocol::{self, RawId};
+use crate::rooms::BroadcastOperator;
 use crate::server::{Server, ServerShared};
 
 /// Where a connection is in its life.
@@ -64,9 +66,18 @@ pub struct ServerConnection {
     inner: Arc<ConnectionInner>,
 }
 
+/// The connection's id and rooms, under one lock: every change to either happens under it,
+/// so the room registry always agrees with the connection.
+struct Membership {
+    id: Arc<str>,
+    rooms: HashSet<Arc<str>>,
+    /// Set once the connection is gone: joining is refused from then on.
+    left: bool,
+}
+
 struct ConnectionInner {
     peer: Peer,
-    id: Mutex<Arc<str>>,
+    membership: Mutex<Membership>,
     state: AtomicU8,
     handshake_started: AtomicBool,
     remote_addr: SocketAddr,
@@ -87,7 +98,11 @@ impl ServerConnection {
         let conn = ServerConnection {
             inner: Arc::new(ConnectionInner {
                 peer,
-                id: Mutex::new(Arc::from("")),
+                membership: Mutex::new(Membership {
+                    id: Arc::from(""),
+                    rooms: HashSet::new(),
+                    left: false,
+                }),
                 state: AtomicU8::new(0),
                 handshake_started: AtomicBool::new(false),
                 remote_addr: request.remote_addr,
@@ -99,21 +114,21 @@ impl ServerConnection {
             let id: Arc<str> = Arc::from(random_id());
             if let dashmap::Entry::Vacant(slot) = conn.inner.server.registry.entry(id.clone()) {
                 slot.insert(conn.clone());
-                *conn.lock_id() = id;
+                conn.membership().id = id;
                 break;
             }
         }
         (conn, rx)
     }
 
-    fn lock_id(&self) -> std::sync::MutexGuard<'_, Arc<str>> {
-        self.inner.id.lock().unwrap_or_else(|p| p.into_inner())
+    fn membership(&self) -> std::sync::MutexGuard<'_, Membership> {
+        self.inner.membership.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connection's id: random unless the handshake handler [set](Self::set_id) one.
     /// Unique among live connections.
     pub fn id(&self) -> Arc<str> {
-        self.lock_id().clone()
+        self.membership().id.clone()
     }
 
     /// Sets the connection's id. Only during the handshake phase, before resolving.
@@ -136,21 +151,85 @@ impl ServerConnection {
                 ),
             });
         }
-        let old = self.id();
-        if *old == *id {
+        let mut membership = self.membership();
+        if *membership.id == *id {
             return Ok(());
         }
         let id: Arc<str> = Arc::from(id);
-        let registry = &self.inner.server.registry;
-        match registry.entry(id.clone()) {
+        let server = &self.inner.server;
+        match server.registry.entry(id.clone()) {
             dashmap::Entry::Occupied(_) => return Err(Error::IdConflict { id: id.to_string() }),
             dashmap::Entry::Vacant(slot) => {
                 slot.insert(self.clone());
             }
         }
-        *self.lock_id() = id;
-        registry.remove_if(&old, |_, c| c.same(self));
+        let old = std::mem::replace(&mut membership.id, id.clone());
+        server.registry.remove_if(&old, |_, c| c.same(self));
+        for room in &membership.rooms {
+            server.rooms.rename(room, &old, &id);
+        }
         Ok(())
+    }
+
+    /// Joins `room`, creating it if it is new. Joining a room the connection is in does
+    /// nothing. Allowed during the handshake; broadcasts reach the connection only once its
+    /// handshake is accepted.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the connection has closed.
+    pub fn join(&self, room: &str) -> Result<(), Error> {
+        let mut membership = self.membership();
+        if membership.left {
+            return Err(Error::Disconnected);
+        }
+        if !membership.rooms.contains(room) {
+            let room: Arc<str> = Arc::from(room);
+            self.inner.server.rooms.add(&room, &membership.id, self);
+            membership.rooms.insert(room);
+        }
+        Ok(())
+    }
+
+    /// Leaves `room`; the room is removed when it was the last member. Returns whether the
+    /// connection was in it.
+    pub fn leave(&self, room: &str) -> bool {
+        let mut membership = self.membership();
+        let was_in = membership.rooms.remove(room);
+        if was_in {
+            self.inner.server.rooms.remove(room, &membership.id);
+        }
+        was_in
+    }
+
+    /// Leaves every room.
+    pub fn leave_all(&self) {
+        let mut membership = self.membership();
+        let rooms = std::mem::take(&mut membership.rooms);
+        for room in rooms {
+            self.inner.server.rooms.remove(&room, &membership.id);
+        }
+    }
+
+    /// The rooms the connection is in.
+    pub fn rooms(&self) -> Vec<Arc<str>> {
+        self.membership().rooms.iter().cloned().collect()
+    }
+
+    /// Whether the connection is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        self.membership().rooms.contains(room)
+    }
+
+    /// Targets the other members of `room` (the connection itself is left out); add rooms
+    /// and exceptions, then `emit` or `send`. See [`BroadcastOperator`].
+    pub fn to(&self, room: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.server.clone(), room).except(&self.id())
+    }
+
+    /// After the connection closed: leaves every room and refuses joins from now on.
+    pub(crate) fn leave_for_good(&self) {
+        self.membership().left = true;
+        self.leave_all();
     }
 
     /// Where the connection is in its life.
@@ -310,6 +389,12 @@ impl ServerConnection {
                 HandshakeEnd::Rejected
             }
         }
+    }
+}
+
+impl AsRef<Peer> for ServerConnection {
+    fn as_ref(&self) -> &Peer {
+        &self.inner.peer
     }
 }
 

@@ -96,9 +96,7 @@ impl Peer {
         self.request_frame(name, id, frame, timeout).await
     }
 
-    /// Awaits the response to an already encoded request frame with id `id`. The pending
-    /// entry is inserted before the frame is queued, so a fast response cannot race past it,
-    /// and removed on every outcome (the guard), including when this future is dropped.
+    /// Sends an already encoded request frame with id `id` and awaits its response.
     pub(crate) async fn request_frame(
         &self,
         name: &str,
@@ -106,16 +104,10 @@ impl Peer {
         frame: Utf8Bytes,
         timeout: Duration,
     ) -> Result<Payload, Error> {
-        let (_guard, rx) = self.pending.insert(id)?;
-        self.queue(frame)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(Error::Disconnected),
-            Err(_) => Err(Error::Timeout {
-                name: name.to_owned(),
-                timeout,
-            }),
-        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        Waiting::start(self, id, frame)?
+            .reply(name, timeout, deadline)
+            .await
     }
 
     /// Pings the peer and returns the round-trip time.
@@ -149,5 +141,53 @@ impl Peer {
 
     pub(crate) fn take_close_request(&self) -> Option<CloseRequest> {
         self.close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A request that has been sent and awaits its response. The pending entry is inserted
+/// before the frame is queued, so a fast response cannot race past it, and removed when
+/// this is dropped, whatever ended the wait (response, timeout, the caller giving up).
+pub(crate) struct Waiting<P: AsRef<Peer>> {
+    peer: P,
+    id: u64,
+    rx: tokio::sync::oneshot::Receiver<super::pending::Reply>,
+}
+
+impl<P: AsRef<Peer>> Waiting<P> {
+    /// Registers `id` with `peer` and queues `frame`.
+    pub(crate) fn start(peer: P, id: u64, frame: Utf8Bytes) -> Result<Self, Error> {
+        let rx = peer.as_ref().pending.insert(id)?;
+        let waiting = Waiting { peer, id, rx };
+        waiting.peer.as_ref().queue(frame)?;
+        Ok(waiting)
+    }
+
+    /// The response, or [`Error::Timeout`] (naming `name` and `timeout`) at `deadline`.
+    pub(crate) async fn reply(
+        mut self,
+        name: &str,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+    ) -> Result<Payload, Error> {
+        match tokio::time::timeout_at(deadline, &mut self.rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(Error::Disconnected),
+            Err(_) => Err(Error::Timeout {
+                name: name.to_owned(),
+                timeout,
+            }),
+        }
+    }
+}
+
+impl<P: AsRef<Peer>> Drop for Waiting<P> {
+    fn drop(&mut self) {
+        self.peer.as_ref().pending.remove(self.id);
+    }
+}
+
+impl AsRef<Peer> for Peer {
+    fn as_ref(&self) -> &Peer {
+        self
     }
 }

@@ -24,9 +24,10 @@ pub(crate) fn next_request_id() -> u64 {
 
 /// The pending-reply table of one connection.
 ///
-/// Every entry ends exactly once: [`complete`](Self::complete) (response), the waiter's
-/// [`PendingGuard`] dropping it (timeout or cancellation), or [`close`](Self::close)
-/// (disconnect). After `close` nothing can be inserted, so nothing can wait forever.
+/// Every entry ends exactly once: [`complete`](Self::complete) (response),
+/// [`remove`](Self::remove) by its waiter (timeout or cancellation: see
+/// [`Waiting`](super::peer::Waiting)), or [`close`](Self::close) (disconnect). After
+/// `close` nothing can be inserted, so nothing can wait forever.
 #[derive(Debug, Default)]
 pub(crate) struct PendingReplies {
     inner: Mutex<Table>,
@@ -45,18 +46,21 @@ impl PendingReplies {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers `id`; the returned guard removes it again when dropped.
-    pub(crate) fn insert(
-        &self,
-        id: u64,
-    ) -> Result<(PendingGuard<'_>, oneshot::Receiver<Reply>), Error> {
+    /// Registers `id`: the returned receiver gets its reply. Whoever registers must
+    /// [`remove`](Self::remove) it when it stops waiting (see [`Waiting`]).
+    pub(crate) fn insert(&self, id: u64) -> Result<oneshot::Receiver<Reply>, Error> {
         let (tx, rx) = oneshot::channel();
         let mut table = self.table();
         if table.closed {
             return Err(Error::Disconnected);
         }
         table.waiting.insert(id, tx);
-        Ok((PendingGuard { table: self, id }, rx))
+        Ok(rx)
+    }
+
+    /// Forgets `id` (the waiter gave up); nothing if it was already answered.
+    pub(crate) fn remove(&self, id: u64) {
+        self.table().waiting.remove(&id);
     }
 
     /// Delivers a response; `false` when nothing waits for `id` (late, unknown or duplicate).
@@ -90,18 +94,6 @@ impl PendingReplies {
     }
 }
 
-/// Removes its entry when dropped, whatever ended the wait.
-pub(crate) struct PendingGuard<'a> {
-    table: &'a PendingReplies,
-    id: u64,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.table.table().waiting.remove(&self.id);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,15 +101,14 @@ mod tests {
     #[test]
     fn every_outcome_leaves_the_table_empty() {
         let t = PendingReplies::default();
-        let (g, mut rx) = t.insert(1).unwrap();
+        let mut rx = t.insert(1).unwrap();
         assert_eq!(t.len(), 1);
         assert!(t.complete(1, Err(Error::Disconnected)));
         assert!(rx.try_recv().is_ok());
-        drop(g);
         assert_eq!(t.len(), 0);
-        // Dropped without an answer (timeout, cancellation).
-        let (g, _rx) = t.insert(2).unwrap();
-        drop(g);
+        // Given up without an answer (timeout, cancellation).
+        let _rx = t.insert(2).unwrap();
+        t.remove(2);
         assert_eq!(t.len(), 0);
         assert!(
             !t.complete(2, Err(Error::Disconnected)),
@@ -128,7 +119,7 @@ mod tests {
     #[test]
     fn close_fails_waiters_and_refuses_new_ones() {
         let t = PendingReplies::default();
-        let (_g, mut rx) = t.insert(1).unwrap();
+        let mut rx = t.insert(1).unwrap();
         t.close();
         assert!(matches!(rx.try_recv(), Ok(Err(Error::Disconnected))));
         assert!(matches!(t.insert(2), Err(Error::Disconnected)));
