@@ -90,6 +90,46 @@ fn suite_server() -> Server {
             .collect();
         async move { Ok::<_, Rejection>(mine) }
     });
+    server.on_request("join", |conn: ServerConnection, room: String| async move {
+        conn.join(&room)?;
+        Ok::<_, Error>(())
+    });
+    #[derive(Deserialize)]
+    struct RoomCall {
+        room: String,
+        name: String,
+        payload: Value,
+    }
+    server.on_request(
+        "room_emit",
+        |conn: ServerConnection, call: RoomCall| async move {
+            conn.server().to(&call.room).emit(&call.name, &call.payload)
+        },
+    );
+    // An awaited broadcast; reports every member's outcome, sorted by member id.
+    server.on_request(
+        "room_ask",
+        |conn: ServerConnection, call: RoomCall| async move {
+            let replies = conn
+                .server()
+                .to(&call.room)
+                .send::<_, Value>(&call.name, &call.payload)
+                .await?;
+            let mut outcomes: Vec<(String, Value)> = replies
+                .into_iter()
+                .map(|r| {
+                    let outcome = match r.result {
+                        Ok(v) => json!({ "ok": v }),
+                        Err(Error::Rejected(rej)) => json!({ "err": rej }),
+                        Err(e) => json!({ "err": { "name": e.name() } }),
+                    };
+                    (r.connection.id().to_string(), outcome)
+                })
+                .collect();
+            outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok::<_, Error>(outcomes)
+        },
+    );
     server.on_request("ping_me", |conn: ServerConnection, _: Value| async move {
         conn.ping().await?;
         Ok::<_, Error>(json!({ "ok": true }))
@@ -145,7 +185,7 @@ async fn lines_published_client_works_unchanged() {
     println!("{report}");
     assert!(status.success(), "Line's client suite failed:\n{report}");
     assert!(
-        report.contains("12 passed, 0 failed"),
+        report.contains("13 passed, 0 failed"),
         "every scenario must run and pass:\n{report}"
     );
 }

@@ -7,19 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, start_with, within, Raw};
-use futures_util::StreamExt;
 use roomwire::{CloseInfo, Error, Handshake, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
 /// A server whose `on_connection` hands out every connection (by id) to the test.
-async fn server() -> (Server, std::net::SocketAddr, mpsc::UnboundedReceiver<ServerConnection>) {
+async fn server() -> (
+    Server,
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<ServerConnection>,
+) {
     server_with(Server::builder()).await
 }
 
 async fn server_with(
     builder: roomwire::ServerBuilder,
-) -> (Server, std::net::SocketAddr, mpsc::UnboundedReceiver<ServerConnection>) {
+) -> (
+    Server,
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<ServerConnection>,
+) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (server, addr) = start_with(builder, move |s| {
         s.on_connection(move |c: ServerConnection| {
@@ -69,7 +76,10 @@ async fn rooms_are_created_on_first_join_and_removed_on_last_leave() {
     a.join("red").unwrap(); // idempotent
     a.join("blue").unwrap();
     b.join("red").unwrap();
-    assert_eq!(sorted(server.rooms()), vec![Arc::from("blue"), Arc::from("red")]);
+    assert_eq!(
+        sorted(server.rooms()),
+        vec![Arc::from("blue"), Arc::from("red")]
+    );
     assert_eq!(server.room_size("red"), 2);
     assert_eq!(sorted(a.rooms()), vec![Arc::from("blue"), Arc::from("red")]);
     assert_eq!(sorted(server.rooms_of(&a.id()).unwrap()), sorted(a.rooms()));
@@ -98,7 +108,15 @@ async fn emit_reaches_the_union_of_rooms_once_and_honours_except() {
     let reached = server.to("a").to("b").emit("news", &1).unwrap();
     assert_eq!(reached, 3);
     let excluded = m[1].1.id();
-    assert_eq!(server.to("a").to("b").except(&excluded).emit("news", &2).unwrap(), 2);
+    assert_eq!(
+        server
+            .to("a")
+            .to("b")
+            .except(&excluded)
+            .emit("news", &2)
+            .unwrap(),
+        2
+    );
     // From a member to the others: the sender is left out.
     assert_eq!(m[0].1.to("a").emit("news", &3).unwrap(), 1);
     server.broadcast("marker", &()).unwrap();
@@ -132,13 +150,23 @@ async fn members_still_handshaking_get_no_broadcast() {
     .await;
     let mut raw = Raw::connect(addr).await;
     raw.send(json!({"n": "_h", "i": "h"})).await;
-    eventually("the handshake joined the lobby", || server.room_size("lobby") == 1).await;
+    eventually("the handshake joined the lobby", || {
+        server.room_size("lobby") == 1
+    })
+    .await;
     assert_eq!(server.to("lobby").emit("early", &()).unwrap(), 0);
-    let early = server.to("lobby").send::<_, Value>("early", &()).await.unwrap();
+    let early = server
+        .to("lobby")
+        .send::<_, Value>("early", &())
+        .await
+        .unwrap();
     assert!(early.is_empty());
     gate.add_permits(1);
     let first = raw.recv().await;
-    assert_eq!(first["i"], "h", "the handshake response comes first: {first}");
+    assert_eq!(
+        first["i"], "h",
+        "the handshake response comes first: {first}"
+    );
     assert_eq!(server.to("lobby").emit("late", &()).unwrap(), 1);
     assert_eq!(raw.recv().await["n"], "late");
 }
@@ -168,7 +196,9 @@ async fn awaited_broadcast_reports_each_members_outcome() {
     assert_eq!(requests[0]["n"], "vote");
     let id = requests[0]["i"].clone();
     m[0].0.send(json!({"n": "_r", "i": id, "p": "yes"})).await;
-    m[1].0.send(json!({"n": "_r", "i": id, "e": {"name": "Veto", "message": "no pizza"}})).await;
+    m[1].0
+        .send(json!({"n": "_r", "i": id, "e": {"name": "Veto", "message": "no pizza"}}))
+        .await;
     // m[2] stays silent: timeout. m[3] disconnects mid-way.
     let (raw3, _) = m.remove(3);
     raw3.close().await;
@@ -248,7 +278,11 @@ async fn a_room_member_that_never_reads_is_closed_as_a_slow_consumer() {
     let (id, info) = info.expect("the slow consumer was never closed");
     assert_eq!(id, stuck);
     assert_eq!(info.code, 4210);
-    assert_eq!(server.room_size("flood"), 1, "it left the room; the reader stays");
+    assert_eq!(
+        server.room_size("flood"),
+        1,
+        "it left the room; the reader stays"
+    );
 }
 
 #[tokio::test]
@@ -303,9 +337,16 @@ async fn set_id_during_the_handshake_keeps_room_membership() {
     })
     .await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
-    let members: Vec<Arc<str>> = server.room_members("early").iter().map(|c| c.id()).collect();
+    let members: Vec<Arc<str>> = server
+        .room_members("early")
+        .iter()
+        .map(|c| c.id())
+        .collect();
     assert_eq!(members, vec![Arc::from("renamed")]);
-    assert_eq!(server.to("early").except("renamed").emit("x", &()).unwrap(), 0);
+    assert_eq!(
+        server.to("early").except("renamed").emit("x", &()).unwrap(),
+        0
+    );
     assert_eq!(server.to("early").emit("x", &()).unwrap(), 1);
     assert_eq!(raw.recv().await["n"], "x");
 }
@@ -319,8 +360,11 @@ async fn many_tasks_joining_leaving_and_broadcasting_leave_consistent_membership
     for (mut raw, conn) in m {
         // Each client keeps reading so no one becomes a slow consumer.
         readers.push(tokio::spawn(async move {
-            while let Ok(Some(Ok(_))) =
-                tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut raw.ws)).await
+            while let Ok(Some(Ok(_))) = tokio::time::timeout(
+                Duration::from_secs(5),
+                futures_util::StreamExt::next(&mut raw.ws),
+            )
+            .await
             {}
         }));
         handles.push(conn);
@@ -332,7 +376,9 @@ async fn many_tasks_joining_leaving_and_broadcasting_leave_consistent_membership
         tasks.push(tokio::spawn(async move {
             let mut x: u64 = t as u64 * 7919 + 1;
             for _ in 0..500 {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let room = rooms[(x >> 33) as usize % rooms.len()];
                 match (x >> 40) % 5 {
                     0 | 1 => conn.join(room).unwrap(),
@@ -340,7 +386,11 @@ async fn many_tasks_joining_leaving_and_broadcasting_leave_consistent_membership
                         conn.leave(room);
                     }
                     3 => {
-                        server.to(room).to(rooms[(x >> 50) as usize % rooms.len()]).emit("tick", &t).unwrap();
+                        server
+                            .to(room)
+                            .to(rooms[(x >> 50) as usize % rooms.len()])
+                            .emit("tick", &t)
+                            .unwrap();
                     }
                     _ => {
                         conn.to(room).emit("tick", &t).unwrap();
@@ -368,7 +418,11 @@ async fn many_tasks_joining_leaving_and_broadcasting_leave_consistent_membership
             assert!(server.room_members(&room).iter().any(|c| c.same(conn)));
         }
     }
-    assert_eq!(server.connections().len(), 16, "nobody became a slow consumer");
+    assert_eq!(
+        server.connections().len(),
+        16,
+        "nobody became a slow consumer"
+    );
     within(server.close()).await;
     assert!(server.rooms().is_empty());
     for r in readers {

@@ -6,9 +6,9 @@ pub(crate) mod driver;
 pub(crate) mod peer;
 pub(crate) mod pending;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,7 +122,10 @@ impl ServerConnection {
     }
 
     fn membership(&self) -> std::sync::MutexGuard<'_, Membership> {
-        self.inner.membership.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .membership
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connection's id: random unless the handshake handler [set](Self::set_id) one.

@@ -150,6 +150,29 @@ const tests = [
     await dispose(client);
   }],
 
+  ['room broadcasts reach members, awaited broadcasts collect their answers', async () => {
+    const a = (await connected('room-a')).client;
+    const b = (await connected('room-b')).client;
+    const news = (client) => within(new Promise((resolve) => client.on('room.news', resolve)), 'room.news');
+    const aNews = news(a);
+    const bNews = news(b);
+    await within(a.send('join', 'js-room'), 'join a');
+    await within(b.send('join', 'js-room'), 'join b');
+    const reached = await within(a.send('room_emit', { room: 'js-room', name: 'room.news', payload: 'hi all' }), 'emit');
+    assert.strictEqual(reached, 2);
+    assert.strictEqual((await aNews).payload, 'hi all');
+    assert.strictEqual((await bNews).payload, 'hi all');
+    a.on('room.q', (message) => message.resolve(`a says ${message.payload}`));
+    b.on('room.q', (message) => message.reject({ name: 'Busy', message: 'b is busy' }));
+    const outcomes = await within(a.send('room_ask', { room: 'js-room', name: 'room.q', payload: 'hello' }), 'ask');
+    assert.deepStrictEqual(outcomes, [
+      ['room-a', { ok: 'a says hello' }],
+      ['room-b', { err: { name: 'Busy', message: 'b is busy' } }],
+    ]);
+    await dispose(a);
+    await dispose(b);
+  }],
+
   ['reconnects after the server restarts', async () => {
     const { client } = await connected('phoenix', {
       reconnect: true,
