@@ -140,7 +140,15 @@ impl<E: Endpoint> Default for Handlers<E> {
 }
 
 impl<E: Endpoint> Handlers<E> {
+    /// Registers `handler` for `name`, replacing any earlier one.
+    ///
+    /// # Panics
+    /// If `name` starts with `_`: those names are reserved by the protocol.
     pub(crate) fn insert(&self, name: &str, handler: Arc<dyn ErasedHandler<E>>) {
+        assert!(
+            !name.starts_with('_'),
+            "message names starting with '_' are reserved by the protocol: {name:?}"
+        );
         self.map
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -160,10 +160,6 @@ impl Server {
         Res: Serialize + Send + 'static,
         Rej: Into<Rejection> + Send + 'static,
     {
-        assert!(
-            !name.starts_with('_'),
-            "message names starting with '_' are reserved by the protocol: {name:?}"
-        );
         self.shared
             .handlers
             .insert(name, Arc::new(TypedHandler::new(handler)));

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_with, within, Raw};
+use common::{start_handing_out, start_with, within, Raw};
 use roomwire::{CloseInfo, Error, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -66,19 +66,8 @@ async fn an_unanswered_ping_closes_4201() {
 
 #[tokio::test]
 async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_server, addr) = start_with(
-        Server::builder().response_timeout(Duration::from_millis(150)),
-        move |s| {
-            s.on_connection(move |c: ServerConnection| {
-                let tx = tx.clone();
-                async move {
-                    tx.send(c).unwrap();
-                }
-            });
-        },
-    )
-    .await;
+    let (_server, addr, mut rx) =
+        start_handing_out(Server::builder().response_timeout(Duration::from_millis(150))).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(rx.recv()).await.unwrap();
     let c = conn.clone();

@@ -6,31 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{start_with, within, Raw};
+use common::{start_handing_out, start_with, within, Raw};
 use roomwire::{CloseInfo, Error, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
-
-/// A server whose `on_connection` hands every connection to the test.
-async fn server_handing_out_connections(
-    builder: roomwire::ServerBuilder,
-) -> (
-    Server,
-    std::net::SocketAddr,
-    mpsc::UnboundedReceiver<ServerConnection>,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (server, addr) = start_with(builder, move |s| {
-        s.on_connection(move |conn: ServerConnection| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(conn);
-            }
-        });
-    })
-    .await;
-    (server, addr, rx)
-}
 
 #[tokio::test]
 async fn handlers_resolve_reject_and_refuse_payloads_that_do_not_fit() {
@@ -197,7 +176,7 @@ async fn a_panicking_handler_rejects_with_internal_error_and_the_connection_stay
 
 #[tokio::test]
 async fn server_send_awaits_typed_replies_out_of_order() {
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
     let c1 = conn.clone();
@@ -220,7 +199,7 @@ async fn server_send_awaits_typed_replies_out_of_order() {
 
 #[tokio::test]
 async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
     let c = conn.clone();
@@ -246,7 +225,7 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
 
 #[tokio::test]
 async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
     let c = conn.clone();
@@ -280,7 +259,7 @@ async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
 
 #[tokio::test]
 async fn a_dropped_send_future_leaves_nothing_pending() {
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
     let c = conn.clone();
@@ -296,7 +275,7 @@ async fn a_dropped_send_future_leaves_nothing_pending() {
 async fn disconnect_rejects_everything_pending() {
     let (closed_tx, closed_rx) = oneshot::channel();
     let closed_tx = std::sync::Mutex::new(Some(closed_tx));
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let server = _server.clone();
     server.on_disconnect(move |conn: ServerConnection, info: CloseInfo| {
         let tx = closed_tx.lock().unwrap().take();
@@ -337,7 +316,7 @@ async fn disconnect_rejects_everything_pending() {
 
 #[tokio::test]
 async fn send_without_response_has_no_id_and_close_uses_the_given_code() {
-    let (_server, addr, mut conns) = server_handing_out_connections(Server::builder()).await;
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
     conn.send_without_response("news", &json!({"x": 1}))

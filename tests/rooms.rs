@@ -6,38 +6,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, start_with, within, Raw};
+use common::{eventually, start_handing_out, start_with, within, Raw};
 use roomwire::{CloseInfo, Error, Handshake, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
-/// A server whose `on_connection` hands out every connection (by id) to the test.
 async fn server() -> (
     Server,
     std::net::SocketAddr,
     mpsc::UnboundedReceiver<ServerConnection>,
 ) {
-    server_with(Server::builder()).await
-}
-
-async fn server_with(
-    builder: roomwire::ServerBuilder,
-) -> (
-    Server,
-    std::net::SocketAddr,
-    mpsc::UnboundedReceiver<ServerConnection>,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (server, addr) = start_with(builder, move |s| {
-        s.on_connection(move |c: ServerConnection| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send(c);
-            }
-        });
-    })
-    .await;
-    (server, addr, rx)
+    start_handing_out(Server::builder()).await
 }
 
 /// Connects `n` raw clients; returns them with their server-side connections, in order.
@@ -248,7 +227,7 @@ async fn awaited_broadcast_streams_results_as_they_arrive() {
 #[tokio::test]
 async fn a_room_member_that_never_reads_is_closed_as_a_slow_consumer() {
     let (tx, mut closed) = mpsc::unbounded_channel();
-    let (server, addr, mut conns) = server_with(
+    let (server, addr, mut conns) = start_handing_out(
         Server::builder()
             .outbound_queue(4)
             .close_timeout(Duration::from_millis(200)),

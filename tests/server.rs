@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, start_with, within, Raw};
+use common::{start, start_handing_out, start_with, within, Raw};
 use roomwire::{CloseInfo, Error, Server, ServerConnection, ServerStatus};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -50,16 +50,7 @@ async fn broadcast_reaches_every_handshaked_connection_and_no_other() {
 
 #[tokio::test]
 async fn close_sends_1001_rejects_pending_and_waits_for_every_connection() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (server, addr) = start_with(Server::builder(), move |s| {
-        s.on_connection(move |c: ServerConnection| {
-            let tx = tx.clone();
-            async move {
-                tx.send(c).unwrap();
-            }
-        });
-    })
-    .await;
+    let (server, addr, mut rx) = start_handing_out(Server::builder()).await;
     let (mut a, _) = Raw::handshaked(addr, Value::Null).await;
     let (mut b, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(rx.recv()).await.unwrap();

@@ -175,6 +175,20 @@ impl ClientBuilder {
         self
     }
 
+    /// How many requests from the server are handled at the same time; past it a request
+    /// is answered `TooManyRequests`. Defaults to 128.
+    pub fn max_requests_in_flight(mut self, requests: usize) -> Self {
+        self.max_requests_in_flight = requests.max(1);
+        self
+    }
+
+    /// After the client sends a close frame, how long it waits for the server's before
+    /// dropping the socket. Defaults to 3 seconds.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
     /// Registers the handler for server requests (and fire-and-forget messages) named
     /// `name`, with the same rules as [`Server::on_request`](crate::Server::on_request).
     ///
@@ -188,10 +202,6 @@ impl ClientBuilder {
         Res: Serialize + Send + 'static,
         Rej: Into<Rejection> + Send + 'static,
     {
-        assert!(
-            !name.starts_with('_'),
-            "message names starting with '_' are reserved by the protocol: {name:?}"
-        );
         self.handlers
             .insert(name, Arc::new(TypedHandler::new(handler)));
         self

@@ -34,6 +34,27 @@ pub async fn start_with(
     start(server).await
 }
 
+/// Starts a server whose `on_connection` hook hands every connection to the test.
+pub async fn start_handing_out(
+    builder: ServerBuilder,
+) -> (
+    Server,
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<roomwire::ServerConnection>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (server, addr) = start_with(builder, move |s| {
+        s.on_connection(move |c: roomwire::ServerConnection| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(c);
+            }
+        });
+    })
+    .await;
+    (server, addr, rx)
+}
+
 /// Awaits `fut`, failing the test if it takes longer than [`WAIT`].
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut)
