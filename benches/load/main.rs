@@ -1,0 +1,201 @@
+//! The load benchmark: roomwire against a plain tokio-tungstenite floor, each server in a
+//! process of its own, driven by the same load generator in the same run.
+//!
+//! ```text
+//! cargo bench --bench load
+//! cargo bench --bench load -- --connections 100 --inflight 16 --requests 2000 \
+//!     --members 5000 --broadcasts 20 --size 1024 --handshakes 3000 --idle 10000
+//! ```
+//!
+//! Reports server CPU microseconds per operation (utime + stime from /proc around each
+//! measured phase), throughput and latency, then one line per target:
+//! `scenario=<name> ratio=<roomwire/floor> target=<t> ok=<true|false>`.
+
+mod generator;
+mod measure;
+mod servers;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use generator::Outcome;
+
+struct Sizes {
+    connections: usize,
+    inflight: usize,
+    requests: usize,
+    members: usize,
+    broadcasts: usize,
+    size: usize,
+    handshakes: usize,
+    idle: usize,
+}
+
+impl Sizes {
+    fn from_args(args: &[String]) -> Self {
+        let mut sizes = Sizes {
+            connections: 100,
+            inflight: 16,
+            requests: 2000,
+            members: 5000,
+            broadcasts: 20,
+            size: 1024,
+            handshakes: 3000,
+            idle: 10_000,
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let slot = match arg.as_str() {
+                "--connections" => &mut sizes.connections,
+                "--inflight" => &mut sizes.inflight,
+                "--requests" => &mut sizes.requests,
+                "--members" => &mut sizes.members,
+                "--broadcasts" => &mut sizes.broadcasts,
+                "--size" => &mut sizes.size,
+                "--handshakes" => &mut sizes.handshakes,
+                "--idle" => &mut sizes.idle,
+                _ => continue, // cargo passes --bench; ignore what is not ours
+            };
+            *slot = it
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{arg} takes a number"));
+        }
+        sizes
+    }
+}
+
+/// A server under test, in its own process.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(kind: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--serve", kind])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the server process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected server output: {line:?}"));
+        ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `scenario` against a fresh process of each server: floor first, then roomwire.
+fn both<F, Fut>(rt: &tokio::runtime::Runtime, scenario: F) -> (Outcome, Outcome)
+where
+    F: Fn(SocketAddr, u32) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let run = |kind: &str| {
+        let server = ServerProcess::start(kind);
+        rt.block_on(scenario(server.addr, server.pid()))
+    };
+    let floor = run("floor");
+    let roomwire = run("roomwire");
+    (floor, roomwire)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        match args.get(i + 1).map(String::as_str) {
+            Some("roomwire") => servers::serve_roomwire(),
+            Some("floor") => servers::serve_floor(),
+            other => panic!("unknown server {other:?}"),
+        }
+        return;
+    }
+    let s = Sizes::from_args(&args[1..]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    println!(
+        "roomwire load benchmark: {} connections x {} in flight x {} requests; {} members x {} broadcasts of {} B; {} handshakes; {} idle connections",
+        s.connections, s.inflight, s.requests, s.members, s.broadcasts, s.size, s.handshakes, s.idle
+    );
+    let rr = both(&rt, |addr, pid| generator::request_response(addr, pid, s.connections, s.inflight, s.requests));
+    let s2c = both(&rt, |addr, pid| generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests));
+    let fan = both(&rt, |addr, pid| generator::fan_out(addr, pid, s.members, s.broadcasts, s.size));
+    let hs = both(&rt, |addr, pid| generator::handshakes(addr, pid, s.handshakes, 32));
+    let idle = both(&rt, |addr, pid| generator::idle_memory(addr, pid, s.idle));
+
+    println!();
+    println!(
+        "{:<22} {:>9} {:>14} {:>14} {:>10} {:>10}",
+        "scenario / server", "ops", "cpu us/op", "ops/s", "p50 us", "p99 us"
+    );
+    for (name, (floor, roomwire)) in [
+        ("request_response", &rr),
+        ("server_send", &s2c),
+        ("broadcast_fanout", &fan),
+        ("handshake", &hs),
+    ] {
+        for (server, o) in [("floor", floor), ("roomwire", roomwire)] {
+            println!(
+                "{:<22} {:>9} {:>14.2} {:>14.0} {:>10} {:>10}",
+                format!("{name} / {server}"),
+                o.ops,
+                o.cpu_per_op_us(),
+                o.per_sec(),
+                if o.p50.is_zero() { "-".into() } else { o.p50.as_micros().to_string() },
+                if o.p99.is_zero() { "-".into() } else { o.p99.as_micros().to_string() },
+            );
+        }
+    }
+    let per_conn = |o: &Outcome| o.rss_delta / o.ops.max(1);
+    println!(
+        "{:<22} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
+        "idle_memory",
+        per_conn(&idle.0),
+        per_conn(&idle.1)
+    );
+    println!(
+        "{:<22} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
+        "fanout time to last",
+        fan.0.wall.as_secs_f64() * 1e3,
+        fan.1.wall.as_secs_f64() * 1e3
+    );
+
+    println!();
+    let line = |name: &str, ratio: f64, target: f64| {
+        println!("scenario={name} ratio={ratio:.2} target={target} ok={}", ratio <= target);
+    };
+    let cpu_ratio = |(f, r): &(Outcome, Outcome)| r.cpu_per_op_us() / f.cpu_per_op_us();
+    line("request_response", cpu_ratio(&rr), 1.3);
+    line("request_response_p99", rr.1.p99.as_secs_f64() / rr.0.p99.as_secs_f64(), 2.0);
+    line("server_send", cpu_ratio(&s2c), 1.3);
+    line("broadcast_fanout", cpu_ratio(&fan), 1.5);
+    line("broadcast_fanout_time", fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64(), 1.5);
+    println!("scenario=handshake ratio={:.2} target=none ok=true", cpu_ratio(&hs));
+    let bytes = per_conn(&idle.1);
+    println!("scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}", bytes <= 8192);
+}

@@ -1,0 +1,191 @@
+//! The two servers under test, each run in a process of its own: roomwire, and the floor —
+//! a plain tokio-tungstenite server that answers the same frames with the least work
+//! possible (one task per connection, batched flushes, TCP_NODELAY, small read buffer).
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use roomwire::{Handshake, Rejection, Server, ServerConnection};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+/// The small request payload of the request/response scenarios.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Small {
+    pub a: i64,
+    pub b: String,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    count: usize,
+    #[serde(default)]
+    inflight: usize,
+    #[serde(default)]
+    size: usize,
+}
+
+/// The runtime both servers use: two worker threads, as many as the machine has cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn announce() -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("LISTENING {}", listener.local_addr().unwrap().port());
+    listener
+}
+
+pub fn serve_roomwire() {
+    runtime().block_on(async {
+        let server = Server::builder()
+            .max_connections(19_000)
+            .outbound_queue(4096)
+            .build();
+        server.on_handshake(|conn: ServerConnection, hs: Handshake| async move {
+            if hs.payload::<String>().ok().as_deref() != Some("control") {
+                let _ = conn.join("fan");
+            }
+            hs.resolve(())
+        });
+        server.on_request("echo", |_c: ServerConnection, p: Small| async move {
+            Ok::<_, Rejection>(p)
+        });
+        server.on_request("s2c", |conn: ServerConnection, c: Count| async move {
+            let payload = Small { a: 1, b: "hello".into() };
+            let mut inflight = FuturesUnordered::new();
+            let mut started = 0;
+            while started < c.count || !inflight.is_empty() {
+                while started < c.count && inflight.len() < c.inflight.max(1) {
+                    let conn = conn.clone();
+                    let payload = payload.clone();
+                    inflight.push(async move { conn.send::<_, Small>("echo", &payload).await });
+                    started += 1;
+                }
+                inflight.next().await.unwrap()?;
+            }
+            Ok::<_, roomwire::Error>(())
+        });
+        server.on_request("fanout", |conn: ServerConnection, c: Count| async move {
+            let payload = "x".repeat(c.size);
+            let room = conn.server().to("fan");
+            for _ in 0..c.count {
+                room.emit("news", &payload)?;
+            }
+            Ok::<_, roomwire::Error>(())
+        });
+        server.serve(announce().await).await.unwrap();
+    });
+}
+
+/// Connections registered for fan-out: their outbound queues.
+type Members = Arc<Mutex<Vec<mpsc::Sender<Utf8Bytes>>>>;
+
+pub fn serve_floor() {
+    runtime().block_on(async {
+        let listener = announce().await;
+        let members: Members = Arc::default();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let members = members.clone();
+            tokio::spawn(async move {
+                stream.set_nodelay(true).unwrap();
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(64 * 1024);
+                if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+                    floor_connection(ws, members).await;
+                }
+            });
+        }
+    });
+}
+
+const HANDSHAKE_OK: &str = r#"{"n":"_r","i":"h","p":{"id":"floor","payload":null},"e":null}"#;
+
+async fn floor_connection(
+    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    members: Members,
+) {
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(4096);
+    // Scenario 2: responses still awaited, and requests still to send.
+    let mut s2c_left = 0usize;
+    let mut s2c_unsent = 0usize;
+    let mut s2c_frame = Utf8Bytes::from_static("");
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let Some(Ok(Message::Text(mut text))) = msg else { return };
+                // Handle every frame already read, then flush once.
+                loop {
+                    let bytes = text.as_str();
+                    if bytes.starts_with(r#"{"n":"_h""#) {
+                        if !bytes.contains("\"control\"") {
+                            members.lock().unwrap().push(tx.clone());
+                        }
+                        if ws.feed(Message::text(HANDSHAKE_OK)).await.is_err() { return; }
+                    } else if bytes.starts_with(r#"{"n":"_r""#) {
+                        // A response to the floor's own request (scenario 2).
+                        s2c_left -= 1;
+                        if s2c_unsent > 0 {
+                            s2c_unsent -= 1;
+                            if ws.feed(Message::Text(s2c_frame.clone())).await.is_err() { return; }
+                        }
+                        if s2c_left == 0 {
+                            if ws.feed(Message::text(r#"{"n":"_r","i":"c","p":null,"e":null}"#)).await.is_err() { return; }
+                        }
+                    } else if bytes.starts_with(r#"{"n":"s2c""#) {
+                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
+                            .ok()
+                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
+                            .unwrap();
+                        let first = c.inflight.min(c.count);
+                        s2c_left = c.count;
+                        s2c_unsent = c.count - first;
+                        s2c_frame = Utf8Bytes::from(r#"{"n":"echo","p":{"a":1,"b":"hello"},"i":7}"#);
+                        for _ in 0..first {
+                            if ws.feed(Message::Text(s2c_frame.clone())).await.is_err() { return; }
+                        }
+                    } else if bytes.starts_with(r#"{"n":"fanout""#) {
+                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
+                            .ok()
+                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
+                            .unwrap();
+                        let frame = Utf8Bytes::from(format!(r#"{{"n":"news","p":"{}"}}"#, "x".repeat(c.size)));
+                        let targets = members.lock().unwrap().clone();
+                        for _ in 0..c.count {
+                            for t in &targets {
+                                let _ = t.try_send(frame.clone());
+                            }
+                        }
+                        if ws.feed(Message::text(r#"{"n":"_r","i":"f","p":null,"e":null}"#)).await.is_err() { return; }
+                    } else {
+                        // Echo: the request frame itself is the answer.
+                        if ws.feed(Message::Text(text)).await.is_err() { return; }
+                    }
+                    match ws.next().now_or_never() {
+                        Some(Some(Ok(Message::Text(t)))) => text = t,
+                        Some(Some(Ok(_))) | None => break,
+                        Some(_) => return,
+                    }
+                }
+                if ws.flush().await.is_err() { return; }
+            }
+            Some(frame) = rx.recv() => {
+                if ws.feed(Message::Text(frame)).await.is_err() { return; }
+                while let Ok(frame) = rx.try_recv() {
+                    if ws.feed(Message::Text(frame)).await.is_err() { return; }
+                }
+                if ws.flush().await.is_err() { return; }
+            }
+        }
+    }
+}
