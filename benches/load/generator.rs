@@ -42,12 +42,15 @@ impl Outcome {
 
 async fn connect(addr: SocketAddr, payload: &str) -> Ws {
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
-        .await
-        .expect("connect");
-    ws.send(Message::text(format!(r#"{{"n":"_h","i":"h","p":{payload}}}"#)))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
+            .await
+            .expect("connect");
+    ws.send(Message::text(format!(
+        r#"{{"n":"_h","i":"h","p":{payload}}}"#
+    )))
+    .await
+    .unwrap();
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) if t.contains(r#""i":"h""#) => return ws,
@@ -83,7 +86,13 @@ fn raw_id(frame: &str) -> Option<&str> {
 }
 
 /// Scenario 1: `conns` connections, `inflight` requests in flight each, `per_conn` requests each.
-pub async fn request_response(addr: SocketAddr, pid: u32, conns: usize, inflight: usize, per_conn: usize) -> Outcome {
+pub async fn request_response(
+    addr: SocketAddr,
+    pid: u32,
+    conns: usize,
+    inflight: usize,
+    per_conn: usize,
+) -> Outcome {
     let sockets = connect_many(addr, conns, "null").await;
     let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
@@ -105,7 +114,9 @@ pub async fn request_response(addr: SocketAddr, pid: u32, conns: usize, inflight
             while latencies.len() < per_conn {
                 let mut next = ws.next().await;
                 loop {
-                    let Some(Ok(Message::Text(t))) = next else { panic!("lost the connection: {next:?}") };
+                    let Some(Ok(Message::Text(t))) = next else {
+                        panic!("lost the connection: {next:?}")
+                    };
                     let slot: usize = raw_id(&t)
                         .and_then(|id| id.trim_matches('"').strip_prefix('k'))
                         .and_then(|n| n.parse().ok())
@@ -145,25 +156,36 @@ pub async fn request_response(addr: SocketAddr, pid: u32, conns: usize, inflight
 
 /// Scenario 2: the server sends `per_conn` requests to each of `conns` clients, `inflight`
 /// at a time; the clients answer each at once.
-pub async fn server_to_client(addr: SocketAddr, pid: u32, conns: usize, inflight: usize, per_conn: usize) -> Outcome {
+pub async fn server_to_client(
+    addr: SocketAddr,
+    pid: u32,
+    conns: usize,
+    inflight: usize,
+    per_conn: usize,
+) -> Outcome {
     let sockets = connect_many(addr, conns, "null").await;
     let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for mut ws in sockets {
         tasks.push(tokio::spawn(async move {
-            let control = format!(r#"{{"n":"s2c","p":{{"count":{per_conn},"inflight":{inflight}}},"i":"c"}}"#);
+            let control = format!(
+                r#"{{"n":"s2c","p":{{"count":{per_conn},"inflight":{inflight}}},"i":"c"}}"#
+            );
             ws.send(Message::text(control)).await.unwrap();
             loop {
                 let mut next = ws.next().await;
                 loop {
-                    let Some(Ok(Message::Text(t))) = next else { panic!("lost the connection: {next:?}") };
+                    let Some(Ok(Message::Text(t))) = next else {
+                        panic!("lost the connection: {next:?}")
+                    };
                     let id = raw_id(&t).expect("an id");
                     if id == r#""c""# {
                         assert!(!t.contains(r#""e":{"#), "s2c failed: {t}");
                         return;
                     }
-                    let answer = format!(r#"{{"n":"_r","i":{id},"p":{{"a":1,"b":"hello"}},"e":null}}"#);
+                    let answer =
+                        format!(r#"{{"n":"_r","i":{id},"p":{{"a":1,"b":"hello"}},"e":null}}"#);
                     ws.feed(Message::text(answer)).await.unwrap();
                     match ws.next().now_or_never() {
                         Some(more) => next = more,
@@ -186,7 +208,13 @@ pub async fn server_to_client(addr: SocketAddr, pid: u32, conns: usize, inflight
 }
 
 /// Scenario 3: one room of `members`; the server broadcasts `count` messages of `size` bytes.
-pub async fn fan_out(addr: SocketAddr, pid: u32, members: usize, count: usize, size: usize) -> Outcome {
+pub async fn fan_out(
+    addr: SocketAddr,
+    pid: u32,
+    members: usize,
+    count: usize,
+    size: usize,
+) -> Outcome {
     let sockets = connect_many(addr, members, "null").await;
     let mut control = connect(addr, r#""control""#).await;
     let mut tasks = Vec::new();
@@ -206,7 +234,9 @@ pub async fn fan_out(addr: SocketAddr, pid: u32, members: usize, count: usize, s
     let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
     control
-        .send(Message::text(format!(r#"{{"n":"fanout","p":{{"count":{count},"size":{size}}},"i":"f"}}"#)))
+        .send(Message::text(format!(
+            r#"{{"n":"fanout","p":{{"count":{count},"size":{size}}},"i":"f"}}"#
+        )))
         .await
         .unwrap();
     let mut last = t0;

@@ -138,14 +138,56 @@ fn main() {
         .build()
         .unwrap();
 
+    // Profiling: run one scenario against a server started by hand (under perf, say):
+    // `load --serve roomwire` prints its port; then `load --port P --pid PID --scenario NAME`.
+    if let Some(i) = args.iter().position(|a| a == "--scenario") {
+        let value = |flag: &str| {
+            let at = args
+                .iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("{flag} is needed"));
+            args[at + 1].clone()
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], value("--port").parse::<u16>().unwrap()));
+        let pid: u32 = value("--pid").parse().unwrap();
+        let outcome = rt.block_on(async {
+            match args[i + 1].as_str() {
+                "request_response" => {
+                    generator::request_response(addr, pid, s.connections, s.inflight, s.requests)
+                        .await
+                }
+                "server_send" => {
+                    generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests)
+                        .await
+                }
+                "broadcast_fanout" => {
+                    generator::fan_out(addr, pid, s.members, s.broadcasts, s.size).await
+                }
+                "handshake" => generator::handshakes(addr, pid, s.handshakes, 32).await,
+                "idle_memory" => generator::idle_memory(addr, pid, s.idle).await,
+                other => panic!("unknown scenario {other}"),
+            }
+        });
+        println!("{outcome:?}\ncpu us/op {:.2}", outcome.cpu_per_op_us());
+        return;
+    }
+
     println!(
         "roomwire load benchmark: {} connections x {} in flight x {} requests; {} members x {} broadcasts of {} B; {} handshakes; {} idle connections",
         s.connections, s.inflight, s.requests, s.members, s.broadcasts, s.size, s.handshakes, s.idle
     );
-    let rr = both(&rt, |addr, pid| generator::request_response(addr, pid, s.connections, s.inflight, s.requests));
-    let s2c = both(&rt, |addr, pid| generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests));
-    let fan = both(&rt, |addr, pid| generator::fan_out(addr, pid, s.members, s.broadcasts, s.size));
-    let hs = both(&rt, |addr, pid| generator::handshakes(addr, pid, s.handshakes, 32));
+    let rr = both(&rt, |addr, pid| {
+        generator::request_response(addr, pid, s.connections, s.inflight, s.requests)
+    });
+    let s2c = both(&rt, |addr, pid| {
+        generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests)
+    });
+    let fan = both(&rt, |addr, pid| {
+        generator::fan_out(addr, pid, s.members, s.broadcasts, s.size)
+    });
+    let hs = both(&rt, |addr, pid| {
+        generator::handshakes(addr, pid, s.handshakes, 32)
+    });
     let idle = both(&rt, |addr, pid| generator::idle_memory(addr, pid, s.idle));
 
     println!();
@@ -166,8 +208,16 @@ fn main() {
                 o.ops,
                 o.cpu_per_op_us(),
                 o.per_sec(),
-                if o.p50.is_zero() { "-".into() } else { o.p50.as_micros().to_string() },
-                if o.p99.is_zero() { "-".into() } else { o.p99.as_micros().to_string() },
+                if o.p50.is_zero() {
+                    "-".into()
+                } else {
+                    o.p50.as_micros().to_string()
+                },
+                if o.p99.is_zero() {
+                    "-".into()
+                } else {
+                    o.p99.as_micros().to_string()
+                },
             );
         }
     }
@@ -187,15 +237,32 @@ fn main() {
 
     println!();
     let line = |name: &str, ratio: f64, target: f64| {
-        println!("scenario={name} ratio={ratio:.2} target={target} ok={}", ratio <= target);
+        println!(
+            "scenario={name} ratio={ratio:.2} target={target} ok={}",
+            ratio <= target
+        );
     };
     let cpu_ratio = |(f, r): &(Outcome, Outcome)| r.cpu_per_op_us() / f.cpu_per_op_us();
     line("request_response", cpu_ratio(&rr), 1.3);
-    line("request_response_p99", rr.1.p99.as_secs_f64() / rr.0.p99.as_secs_f64(), 2.0);
+    line(
+        "request_response_p99",
+        rr.1.p99.as_secs_f64() / rr.0.p99.as_secs_f64(),
+        2.0,
+    );
     line("server_send", cpu_ratio(&s2c), 1.3);
     line("broadcast_fanout", cpu_ratio(&fan), 1.5);
-    line("broadcast_fanout_time", fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64(), 1.5);
-    println!("scenario=handshake ratio={:.2} target=none ok=true", cpu_ratio(&hs));
+    line(
+        "broadcast_fanout_time",
+        fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64(),
+        1.5,
+    );
+    println!(
+        "scenario=handshake ratio={:.2} target=none ok=true",
+        cpu_ratio(&hs)
+    );
     let bytes = per_conn(&idle.1);
-    println!("scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}", bytes <= 8192);
+    println!(
+        "scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}",
+        bytes <= 8192
+    );
 }

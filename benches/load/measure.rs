@@ -28,7 +28,8 @@ fn clock_ticks() -> u64 {
 
 /// Resident set size of process `pid`, in bytes.
 pub fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
     let line = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))

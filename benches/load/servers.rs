@@ -60,7 +60,10 @@ pub fn serve_roomwire() {
             Ok::<_, Rejection>(p)
         });
         server.on_request("s2c", |conn: ServerConnection, c: Count| async move {
-            let payload = Small { a: 1, b: "hello".into() };
+            let payload = Small {
+                a: 1,
+                b: "hello".into(),
+            };
             let mut inflight = FuturesUnordered::new();
             let mut started = 0;
             while started < c.count || !inflight.is_empty() {
@@ -101,7 +104,9 @@ pub fn serve_floor() {
                 let config = WebSocketConfig::default()
                     .read_buffer_size(4096)
                     .write_buffer_size(64 * 1024);
-                if let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+                if let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                {
                     floor_connection(ws, members).await;
                 }
             });

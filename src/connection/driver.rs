@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -108,57 +108,20 @@ where
     let mut closing = false;
     let mut ended: Option<CloseInfo> = None;
 
-    let outcome = loop {
+    let outcome = 'driver: loop {
+        // `biased`: a requested close first, then writing what is queued, then a read turn.
+        // A read turn handles every frame already buffered (up to MAX_BATCH) and runs the
+        // handlers that are ready, so their responses leave together in the next write.
         tokio::select! {
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    last_received = Instant::now();
-                    if !closing {
-                        route(&ep, &handlers, &mut tasks, &mut handshake, cfg.max_in_flight, text);
-                    }
+            biased;
+            () = &mut close_requested, if !closing => {
+                closing = true;
+                match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
+                    Ok(info) => ended = Some(info),
+                    Err(info) => break info,
                 }
-                Some(Ok(Message::Binary(bytes))) => {
-                    last_received = Instant::now();
-                    if !closing {
-                        match Utf8Bytes::try_from(bytes) {
-                            Ok(text) => route(&ep, &handlers, &mut tasks, &mut handshake, cfg.max_in_flight, text),
-                            Err(_) => tracing::warn!(error = %protocol::FrameError::NotUtf8, "dropped a frame"),
-                        }
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    // tungstenite queues the reply; keep polling until the stream ends.
-                    if !closing {
-                        closing = true;
-                        close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
-                    }
-                    if ended.is_none() {
-                        ended = Some(match frame {
-                            Some(f) => CloseInfo { code: f.code.into(), reason: f.reason.to_string() },
-                            None => CloseInfo { code: 1005, reason: String::new() },
-                        });
-                    }
-                }
-                Some(Ok(_)) => last_received = Instant::now(),
-                Some(Err(WsError::Capacity(e))) => {
-                    let reason = match e {
-                        CapacityError::MessageTooLong { .. } => "Message too big",
-                        _ => "Frame too big",
-                    };
-                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(close_frame(close_code::MESSAGE_TOO_BIG, reason)))).await;
-                    break ended.take().unwrap_or(CloseInfo { code: close_code::MESSAGE_TOO_BIG, reason: reason.into() });
-                }
-                Some(Err(WsError::Protocol(e))) => {
-                    tracing::debug!(error = %e, "WebSocket protocol error");
-                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(close_frame(close_code::PROTOCOL_ERROR, "Protocol error")))).await;
-                    break ended.take().unwrap_or(CloseInfo { code: close_code::PROTOCOL_ERROR, reason: e.to_string() });
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "socket error");
-                    break ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: e.to_string() });
-                }
-                None => break ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: "connection dropped".into() }),
-            },
+                close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
+            }
             Some(first) = rx.recv(), if !closing => {
                 // A peer that does not read stalls the write, and a close request (slow
                 // consumer, shutdown) must still get through: the write races it. Once a close
@@ -195,14 +158,42 @@ where
                     close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
                 }
             }
-            () = &mut close_requested, if !closing => {
-                closing = true;
-                match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
-                    Ok(info) => ended = Some(info),
-                    Err(info) => break info,
+            msg = ws.next() => {
+                last_received = Instant::now();
+                let mut msg = msg;
+                for _ in 0..MAX_BATCH {
+                    match read_event(msg) {
+                        ReadEvent::Text(text) => {
+                            if !closing {
+                                route(&ep, &handlers, &mut tasks, &mut handshake, cfg.max_in_flight, text);
+                            }
+                        }
+                        ReadEvent::Control => {}
+                        ReadEvent::PeerClose(info) => {
+                            // tungstenite queues the reply; keep polling until the stream ends.
+                            if !closing {
+                                closing = true;
+                                close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
+                            }
+                            ended.get_or_insert(info);
+                        }
+                        ReadEvent::Fail { info, send_close } => {
+                            if send_close {
+                                let frame = close_frame(info.code, &info.reason);
+                                let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame))).await;
+                            }
+                            break 'driver ended.take().unwrap_or(info);
+                        }
+                    }
+                    match ws.next().now_or_never() {
+                        Some(next) => msg = next,
+                        None => break,
+                    }
                 }
-                close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
+                // Run the handlers that are ready now (most finish on their first poll).
+                while let Some(Some(())) = tasks.next().now_or_never() {}
             }
+            Some(()) = tasks.next(), if !tasks.is_empty() => {}
             () = &mut close_deadline, if closing => {
                 break ended.take().unwrap_or(CloseInfo { code: close_code::DISCONNECT_TIMEOUT, reason: "Disconnect timeout".into() });
             }
@@ -219,7 +210,6 @@ where
                 peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
                 handshake = None;
             }
-            Some(()) = tasks.next(), if !tasks.is_empty() => {}
             () = &mut ping_timer => {
                 let now = Instant::now();
                 let due = last_received + cfg.ping_interval;
@@ -284,6 +274,62 @@ where
     match sent {
         Ok(Ok(())) => Ok(info),
         _ => Err(info),
+    }
+}
+
+/// What one item read from the socket means to the driver.
+enum ReadEvent {
+    /// A text frame, or a binary frame holding UTF-8.
+    Text(Utf8Bytes),
+    /// A ping, pong or a frame with nothing for us.
+    Control,
+    /// The peer's close frame.
+    PeerClose(CloseInfo),
+    /// The connection is over; `send_close` when a close frame should still be sent.
+    Fail { info: CloseInfo, send_close: bool },
+}
+
+fn read_event(msg: Option<Result<Message, WsError>>) -> ReadEvent {
+    let fail = |code: u16, reason: String, send_close: bool| ReadEvent::Fail {
+        info: CloseInfo { code, reason },
+        send_close,
+    };
+    match msg {
+        Some(Ok(Message::Text(text))) => ReadEvent::Text(text),
+        Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
+            Ok(text) => ReadEvent::Text(text),
+            Err(_) => {
+                tracing::warn!(error = %protocol::FrameError::NotUtf8, "dropped a frame");
+                ReadEvent::Control
+            }
+        },
+        Some(Ok(Message::Close(frame))) => ReadEvent::PeerClose(match frame {
+            Some(f) => CloseInfo {
+                code: f.code.into(),
+                reason: f.reason.to_string(),
+            },
+            None => CloseInfo {
+                code: 1005,
+                reason: String::new(),
+            },
+        }),
+        Some(Ok(_)) => ReadEvent::Control,
+        Some(Err(WsError::Capacity(e))) => {
+            let reason = match e {
+                CapacityError::MessageTooLong { .. } => "Message too big",
+                _ => "Frame too big",
+            };
+            fail(close_code::MESSAGE_TOO_BIG, reason.into(), true)
+        }
+        Some(Err(WsError::Protocol(e))) => {
+            tracing::debug!(error = %e, "WebSocket protocol error");
+            fail(close_code::PROTOCOL_ERROR, "Protocol error".into(), true)
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "socket error");
+            fail(close_code::ABNORMAL, e.to_string(), false)
+        }
+        None => fail(close_code::ABNORMAL, "connection dropped".into(), false),
     }
 }
 
