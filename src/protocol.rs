@@ -209,7 +209,7 @@ pub(crate) fn encode_message<T: Serialize + ?Sized>(
     payload: &T,
     id: Option<u64>,
 ) -> serde_json::Result<Utf8Bytes> {
-    let mut buf = Vec::with_capacity(64);
+    let mut buf = Vec::with_capacity(128);
     write_name(&mut buf, name);
     buf.extend_from_slice(b",\"p\":");
     serde_json::to_writer(&mut buf, payload)?;
@@ -226,7 +226,7 @@ pub(crate) fn encode_resolve<T: Serialize + ?Sized>(
     id: &RawId,
     payload: &T,
 ) -> serde_json::Result<Utf8Bytes> {
-    let mut buf = Vec::with_capacity(48);
+    let mut buf = Vec::with_capacity(128);
     buf.extend_from_slice(b"{\"n\":\"_r\",\"i\":");
     buf.extend_from_slice(id.0.as_bytes());
     buf.extend_from_slice(b",\"p\":");

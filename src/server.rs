@@ -455,7 +455,7 @@ async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_add
     };
     let request = request.unwrap_or_else(|| RequestInfo::unknown(remote_addr));
 
-    let (conn, rx) = ServerConnection::new(shared.clone(), request);
+    let conn = ServerConnection::new(shared.clone(), request);
     if shared.shutdown.is_cancelled() {
         conn.close(close_code::GOING_AWAY, "Server closing");
     }
@@ -464,7 +464,7 @@ async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_add
         max_in_flight: shared.config.max_requests_in_flight,
         close_timeout: shared.config.close_timeout,
     };
-    let info = driver::drive(ws, rx, conn.clone(), shared.handlers.clone(), cfg).await;
+    let info = driver::drive(ws, conn.clone(), shared.handlers.clone(), cfg).await;
 
     let was_connected = conn.state() == ConnectionState::Connected;
     conn.mark_disconnected();

@@ -144,8 +144,10 @@ async fn floor_connection(
                             s2c_unsent -= 1;
                             if ws.feed(Message::Text(s2c_frame.clone())).await.is_err() { return; }
                         }
-                        if s2c_left == 0 {
-                            if ws.feed(Message::text(r#"{"n":"_r","i":"c","p":null,"e":null}"#)).await.is_err() { return; }
+                        if s2c_left == 0
+                            && ws.feed(Message::text(r#"{"n":"_r","i":"c","p":null,"e":null}"#)).await.is_err()
+                        {
+                            return;
                         }
                     } else if bytes.starts_with(r#"{"n":"s2c""#) {
                         let c: Count = serde_json::from_str::<serde_json::Value>(bytes)

@@ -440,15 +440,13 @@ impl Client {
                 })
             }
         };
-        let (peer, rx) = Peer::new(config.outbound_queue, config.response_timeout);
-        let peer = Arc::new(peer);
+        let peer = Arc::new(Peer::new(config.outbound_queue, config.response_timeout));
         let endpoint = ClientSocket {
             peer: peer.clone(),
             client: self.clone(),
         };
         let driver = tokio::spawn(driver::drive(
             ws,
-            rx,
             endpoint,
             self.inner.handlers.clone(),
             config.driver,

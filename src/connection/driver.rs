@@ -5,6 +5,7 @@
 //! The same driver runs the server's connections and the client's socket; what differs
 //! (the handshake, who handlers receive) comes from the [`Endpoint`].
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,6 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -74,11 +74,11 @@ pub(crate) struct DriverConfig {
 }
 
 /// Runs a connection until its socket is closed; returns how it ended. On return, every
-/// pending request has been failed with [`Error::Disconnected`]; handlers still running are
-/// left to finish in a task of their own (their responses go nowhere).
+/// pending request has been failed with [`Error::Disconnected`], the outbound queue refuses
+/// new frames, and handlers still running are left to finish in a task of their own (their
+/// responses go nowhere).
 pub(crate) async fn drive<S, E>(
     mut ws: WebSocketStream<S>,
-    mut rx: mpsc::Receiver<Message>,
     ep: E,
     handlers: Arc<Handlers<E>>,
     cfg: DriverConfig,
@@ -88,78 +88,52 @@ where
     E: Endpoint,
 {
     let peer = ep.peer();
-    let mut tasks: FuturesUnordered<BoxFuture<()>> = FuturesUnordered::new();
+    // Created on first use and dropped when empty: an idle connection holds none.
+    let mut tasks: Option<FuturesUnordered<BoxFuture<()>>> = None;
     let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
     let mut auto_ping: Option<BoxFuture<Result<Duration, Error>>> = None;
 
-    let close_requested = peer.close_signal.notified();
-    tokio::pin!(close_requested);
-    let handshake_timeout = ep.handshake_timeout();
-    let handshake_deadline =
-        tokio::time::sleep(handshake_timeout.unwrap_or(Duration::from_secs(86_400 * 365)));
-    tokio::pin!(handshake_deadline);
-    let ping_timer = tokio::time::sleep(cfg.ping_interval);
-    tokio::pin!(ping_timer);
-    let close_deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
-    tokio::pin!(close_deadline);
+    let wake = peer.wake.notified();
+    tokio::pin!(wake);
+    let started = Instant::now();
+    let mut timers = Timers {
+        handshake_at: ep.handshake_timeout().map(|t| started + t),
+        close_at: None,
+        ping_interval: cfg.ping_interval,
+        last_received: started,
+    };
+    // One timer for every deadline (handshake, ping, close): an idle connection holds one.
+    let timer = tokio::time::sleep_until(timers.next(&ep, false, started).into());
+    tokio::pin!(timer);
 
-    let mut last_received = Instant::now();
     // Set once a close frame was sent or received: from then on only reading goes on.
     let mut closing = false;
     let mut ended: Option<CloseInfo> = None;
 
     let outcome = 'driver: loop {
-        // `biased`: a requested close first, then writing what is queued, then a read turn.
-        // A read turn handles every frame already buffered (up to MAX_BATCH) and runs the
-        // handlers that are ready, so their responses leave together in the next write.
+        // `biased`: the outbound queue first (frames to write, a close to perform), then a
+        // read turn. A read turn handles every frame already buffered (up to MAX_BATCH) and
+        // runs the handlers that are ready, so their responses leave together in one write.
         tokio::select! {
             biased;
-            () = &mut close_requested, if !closing => {
-                closing = true;
-                match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
-                    Ok(info) => ended = Some(info),
-                    Err(info) => break info,
-                }
-                close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
-            }
-            Some(first) = rx.recv(), if !closing => {
-                // A peer that does not read stalls the write, and a close request (slow
-                // consumer, shutdown) must still get through: the write races it. Once a close
-                // is requested the batch may still finish within the close timeout, so frames
-                // already taken from the queue are not lost to a peer that does read.
-                let (written, close_now) = {
-                    let write = write_batch(&mut ws, first, &mut rx);
-                    tokio::pin!(write);
-                    tokio::select! {
-                        biased;
-                        written = &mut write => (written, false),
-                        () = &mut close_requested => {
-                            match tokio::time::timeout(cfg.close_timeout, &mut write).await {
-                                Ok(written) => (written, true),
-                                Err(_) => (Err(WsError::Io(std::io::ErrorKind::TimedOut.into())), true),
-                            }
+            () = &mut wake, if !closing => {
+                wake.set(peer.wake.notified());
+                match flush_queue(&mut ws, peer, &mut wake, cfg.close_timeout).await {
+                    Flushed::Idle => {}
+                    Flushed::CloseRequested => {
+                        closing = true;
+                        match begin_close(&mut ws, peer, cfg.close_timeout).await {
+                            Ok(info) => ended = Some(info),
+                            Err(info) => break info,
                         }
+                        timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                        timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), Instant::now()).into());
                     }
-                };
-                if let Err(e) = written {
-                    tracing::debug!(error = %e, "write failed");
-                    let requested = close_now.then(|| peer.take_close_request()).flatten();
-                    break match requested {
-                        Some(r) => CloseInfo { code: r.code, reason: r.reason },
-                        None => ended.take().unwrap_or(CloseInfo { code: close_code::ABNORMAL, reason: e.to_string() }),
-                    };
-                }
-                if close_now {
-                    closing = true;
-                    match begin_close(&mut ws, &mut rx, peer, cfg.close_timeout).await {
-                        Ok(info) => ended = Some(info),
-                        Err(info) => break info,
-                    }
-                    close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
+                    Flushed::Failed(info) => break ended.take().unwrap_or(info),
                 }
             }
             msg = ws.next() => {
-                last_received = Instant::now();
+                timers.last_received = Instant::now();
                 let mut msg = msg;
                 for _ in 0..MAX_BATCH {
                     match read_event(msg) {
@@ -173,7 +147,8 @@ where
                             // tungstenite queues the reply; keep polling until the stream ends.
                             if !closing {
                                 closing = true;
-                                close_deadline.as_mut().reset((Instant::now() + cfg.close_timeout).into());
+                                timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                                timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), Instant::now()).into());
                             }
                             ended.get_or_insert(info);
                         }
@@ -191,82 +166,203 @@ where
                     }
                 }
                 // Run the handlers that are ready now (most finish on their first poll).
-                while let Some(Some(())) = tasks.next().now_or_never() {}
+                run_ready(&mut tasks);
             }
-            Some(()) = tasks.next(), if !tasks.is_empty() => {}
-            () = &mut close_deadline, if closing => {
-                break ended.take().unwrap_or(CloseInfo { code: close_code::DISCONNECT_TIMEOUT, reason: "Disconnect timeout".into() });
+            Some(()) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
+                run_ready(&mut tasks);
             }
             end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
                 handshake = None;
                 match end {
-                    HandshakeEnd::Accepted(Some(hook)) => tasks.push(hook),
+                    HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, hook),
                     HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
                     HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
                 }
-            }
-            () = &mut handshake_deadline, if handshake_timeout.is_some() && !ep.is_open() && !closing => {
-                let ms = handshake_timeout.unwrap_or_default().as_millis();
-                peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
-                handshake = None;
-            }
-            () = &mut ping_timer => {
-                let now = Instant::now();
-                let due = last_received + cfg.ping_interval;
-                if auto_ping.is_some() || !ep.is_open() || closing {
-                    ping_timer.as_mut().reset((now + cfg.ping_interval).into());
-                } else if now >= due {
-                    let ep = ep.clone();
-                    auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
-                    ping_timer.as_mut().reset((now + cfg.ping_interval).into());
-                } else {
-                    ping_timer.as_mut().reset(due.into());
-                }
+                timers.handshake_at = None;
             }
             result = async { auto_ping.as_mut().expect("guarded").await }, if auto_ping.is_some() => {
                 auto_ping = None;
                 match result {
-                    Ok(_) => ping_timer.as_mut().reset((last_received + cfg.ping_interval).into()),
-                    Err(Error::Disconnected) => {}
+                    Ok(_) | Err(Error::Disconnected) => {}
                     Err(_) => peer.close(close_code::PING_FAILED, "Ping failed"),
                 }
+                timer.as_mut().reset(timers.next(&ep, false, Instant::now()).into());
+            }
+            () = &mut timer => {
+                let now = Instant::now();
+                if timers.close_at.is_some_and(|at| now >= at) {
+                    break ended.take().unwrap_or(CloseInfo {
+                        code: close_code::DISCONNECT_TIMEOUT,
+                        reason: "Disconnect timeout".into(),
+                    });
+                }
+                if let Some(at) = timers.handshake_at {
+                    if ep.is_open() {
+                        timers.handshake_at = None;
+                    } else if now >= at && !closing {
+                        let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
+                        peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
+                        handshake = None;
+                        timers.handshake_at = None;
+                    }
+                }
+                if auto_ping.is_none() && !closing && ep.is_open() && now >= timers.last_received + cfg.ping_interval {
+                    let ep = ep.clone();
+                    auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
+                }
+                timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), now).into());
             }
         }
     };
 
+    peer.finish();
     peer.pending.close();
-    if !tasks.is_empty() {
+    if let Some(mut tasks) = tasks.filter(|t| !t.is_empty()) {
         tokio::spawn(async move { while tasks.next().await.is_some() {} });
     }
     outcome
 }
 
-/// Sends what is already queued (computed responses go out first), then the requested close
+/// The driver's deadlines, served by one timer.
+struct Timers {
+    /// While the handshake is not accepted.
+    handshake_at: Option<Instant>,
+    /// Once a close frame was sent or received.
+    close_at: Option<Instant>,
+    ping_interval: Duration,
+    last_received: Instant,
+}
+
+impl Timers {
+    /// When the timer should fire next. Receiving a frame does not move the timer: when it
+    /// fires early it re-arms for the ping that is really due.
+    fn next<E: Endpoint>(&self, ep: &E, pinging: bool, now: Instant) -> Instant {
+        let ping = if pinging || !ep.is_open() {
+            now + self.ping_interval
+        } else {
+            (self.last_received + self.ping_interval).max(now)
+        };
+        [self.handshake_at, self.close_at]
+            .into_iter()
+            .flatten()
+            .fold(ping, Instant::min)
+    }
+}
+
+fn spawn_task(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>, fut: BoxFuture<()>) {
+    tasks.get_or_insert_with(FuturesUnordered::new).push(fut);
+}
+
+/// Polls the running handlers that are ready; drops the set once it is empty.
+fn run_ready(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>) {
+    if let Some(set) = tasks {
+        while let Some(Some(())) = set.next().now_or_never() {}
+        if set.is_empty() {
+            *tasks = None;
+        }
+    }
+}
+
+enum Flushed {
+    /// Everything queued was written.
+    Idle,
+    /// A close was requested; what is still queued goes out with the close frame.
+    CloseRequested,
+    /// The socket failed, or stalled past the close timeout after a close was requested.
+    Failed(CloseInfo),
+}
+
+/// Writes everything queued, a batch at a time, flushing once per batch. A peer that does
+/// not read stalls the write, and a close request (slow consumer, shutdown) must still get
+/// through: the write races the queue's wake-up. Once a close is requested the batch may
+/// still finish within the close timeout, so frames already taken are not lost to a peer
+/// that does read.
+async fn flush_queue<'p, S>(
+    ws: &mut WebSocketStream<S>,
+    peer: &'p Peer,
+    wake: &mut std::pin::Pin<&mut tokio::sync::futures::Notified<'p>>,
+    close_timeout: Duration,
+) -> Flushed
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        if peer.close_request().is_some() {
+            return Flushed::CloseRequested;
+        }
+        let mut batch = peer.take_frames();
+        if batch.is_empty() {
+            peer.recycle(batch);
+            return Flushed::Idle;
+        }
+        let written = {
+            let write = write_batch(ws, &mut batch);
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    biased;
+                    written = &mut write => break written,
+                    () = wake.as_mut() => {
+                        wake.set(peer.wake.notified());
+                        if let Some(request) = peer.close_request() {
+                            match tokio::time::timeout(close_timeout, &mut write).await {
+                                Ok(Ok(())) => return Flushed::CloseRequested,
+                                _ => return Flushed::Failed(CloseInfo { code: request.code, reason: request.reason }),
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        peer.recycle(batch);
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "write failed");
+            return Flushed::Failed(CloseInfo {
+                code: close_code::ABNORMAL,
+                reason: e.to_string(),
+            });
+        }
+    }
+}
+
+/// Feeds every frame of `batch`, then flushes once.
+async fn write_batch<S>(
+    ws: &mut WebSocketStream<S>,
+    batch: &mut VecDeque<Utf8Bytes>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(frame) = batch.pop_front() {
+        ws.feed(Message::Text(frame)).await?;
+    }
+    ws.flush().await
+}
+
+/// Sends what is still queued (computed responses go out first), then the requested close
 /// frame, within `timeout`. `Ok` with the close to report once the peer answers; `Err` with
 /// it when the socket failed or stalled, and the connection should end now.
 async fn begin_close<S>(
     ws: &mut WebSocketStream<S>,
-    rx: &mut mpsc::Receiver<Message>,
     peer: &Peer,
     timeout: Duration,
 ) -> Result<CloseInfo, CloseInfo>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = peer
-        .take_close_request()
-        .unwrap_or(super::peer::CloseRequest {
-            code: close_code::NORMAL,
-            reason: String::new(),
-        });
+    let request = peer.close_request().unwrap_or(super::peer::CloseRequest {
+        code: close_code::NORMAL,
+        reason: String::new(),
+    });
     let info = CloseInfo {
         code: request.code,
         reason: request.reason,
     };
     let frame = close_frame(info.code, &info.reason);
+    let mut rest = peer.take_frames();
     let sent = tokio::time::timeout(timeout, async {
-        while let Ok(m) = rx.try_recv() {
-            ws.feed(m).await?;
+        while let Some(frame) = rest.pop_front() {
+            ws.feed(Message::Text(frame)).await?;
         }
         ws.close(Some(frame)).await
     })
@@ -340,31 +436,12 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
     }
 }
 
-/// Feeds `first` and everything else already queued (up to [`MAX_BATCH`]), then flushes once.
-async fn write_batch<S>(
-    ws: &mut WebSocketStream<S>,
-    first: Message,
-    rx: &mut mpsc::Receiver<Message>,
-) -> Result<(), WsError>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    ws.feed(first).await?;
-    for _ in 1..MAX_BATCH {
-        match rx.try_recv() {
-            Ok(m) => ws.feed(m).await?,
-            Err(_) => break,
-        }
-    }
-    ws.flush().await
-}
-
 /// Decodes one frame and routes it: responses to the pending table, pings answered,
 /// the handshake to the endpoint, named messages to their handler.
 fn route<E: Endpoint>(
     ep: &E,
     handlers: &Handlers<E>,
-    tasks: &mut FuturesUnordered<BoxFuture<()>>,
+    tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>,
     handshake: &mut Option<BoxFuture<HandshakeEnd>>,
     max_in_flight: usize,
     text: Utf8Bytes,
@@ -434,7 +511,7 @@ fn route<E: Endpoint>(
                 }
                 return reply(Rejection::no_handler(name));
             };
-            if tasks.len() >= max_in_flight {
+            if tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
                 if msg.id.is_none() {
                     tracing::warn!(
                         message = name,
@@ -446,8 +523,12 @@ fn route<E: Endpoint>(
                     format!("more than {max_in_flight} requests in flight on this connection; wait for responses before sending more"),
                 ));
             }
-            if let Some(fut) = handler.call(ep, name, msg.payload, msg.id.map(RawId::new)) {
-                tasks.push(fut);
+            if let Some(mut fut) = handler.call(ep, name, msg.payload, msg.id.map(RawId::new)) {
+                // Most handlers finish on their first poll: run them here, and keep only the
+                // rest (FuturesUnordered polls a pushed future again with the task's waker).
+                if (&mut fut).now_or_never().is_none() {
+                    spawn_task(tasks, fut);
+                }
             }
         }
     }

@@ -87,14 +87,8 @@ struct ConnectionInner {
 
 impl ServerConnection {
     /// A new connection in the handshaking state, registered under a fresh random id.
-    pub(crate) fn new(
-        server: Arc<ServerShared>,
-        request: RequestInfo,
-    ) -> (
-        Self,
-        tokio::sync::mpsc::Receiver<tokio_tungstenite::tungstenite::Message>,
-    ) {
-        let (peer, rx) = Peer::new(server.config.outbound_queue, server.config.response_timeout);
+    pub(crate) fn new(server: Arc<ServerShared>, request: RequestInfo) -> Self {
+        let peer = Peer::new(server.config.outbound_queue, server.config.response_timeout);
         let conn = ServerConnection {
             inner: Arc::new(ConnectionInner {
                 peer,
@@ -118,7 +112,7 @@ impl ServerConnection {
                 break;
             }
         }
-        (conn, rx)
+        conn
     }
 
     fn membership(&self) -> std::sync::MutexGuard<'_, Membership> {

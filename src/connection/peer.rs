@@ -1,14 +1,20 @@
 //! [`Peer`]: the sending side of one live socket, shared by the server's connections and the
 //! client. Everything bound for the socket goes through its bounded queue to the one writer
 //! in the connection's driver.
+//!
+//! The queue is a `VecDeque` under a mutex plus a `Notify`, not a channel: it allocates
+//! nothing until something is queued (a tokio channel allocates a block of 32 slots, ~1 KiB,
+//! per connection up front), and the driver takes everything queued with one lock.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, Notify};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use std::collections::VecDeque;
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::pending::{next_request_id, PendingReplies};
 use crate::error::Error;
@@ -21,43 +27,85 @@ pub(crate) struct CloseRequest {
     pub reason: String,
 }
 
+/// What waits for the driver: frames to write, and a close to perform.
+#[derive(Debug, Default)]
+struct Outbound {
+    frames: VecDeque<Utf8Bytes>,
+    close: Option<CloseRequest>,
+    /// The socket is gone: nothing is accepted any more.
+    done: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Peer {
-    tx: mpsc::Sender<Message>,
+    outbound: Mutex<Outbound>,
+    /// Woken when a frame is queued or a close is requested.
+    pub(crate) wake: Notify,
+    limit: usize,
     pub(crate) pending: PendingReplies,
-    close: Mutex<Option<CloseRequest>>,
-    pub(crate) close_signal: Notify,
     pub(crate) response_timeout: Duration,
 }
 
 impl Peer {
-    /// A peer and the receiving end of its outbound queue, for the driver.
-    pub(crate) fn new(queue: usize, response_timeout: Duration) -> (Self, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(queue);
-        let peer = Peer {
-            tx,
+    /// A peer whose outbound queue holds at most `queue` frames.
+    pub(crate) fn new(queue: usize, response_timeout: Duration) -> Self {
+        Peer {
+            outbound: Mutex::new(Outbound::default()),
+            wake: Notify::new(),
+            limit: queue.max(1),
             pending: PendingReplies::default(),
-            close: Mutex::new(None),
-            close_signal: Notify::new(),
             response_timeout,
-        };
-        (peer, rx)
+        }
+    }
+
+    fn outbound(&self) -> std::sync::MutexGuard<'_, Outbound> {
+        // Never held across anything that can panic: recover from poisoning.
+        self.outbound.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Queues an encoded frame. Never waits: a full queue means the peer does not read,
     /// and the connection is closed as a slow consumer (invariant 4).
     pub(crate) fn queue(&self, frame: Utf8Bytes) -> Result<(), Error> {
-        match self.tx.try_send(Message::Text(frame)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(
-                    close_code::SLOW_CONSUMER,
-                    "Slow consumer: outbound queue full",
-                );
-                Err(Error::QueueFull)
+        {
+            let mut out = self.outbound();
+            if out.done {
+                return Err(Error::Disconnected);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Disconnected),
+            if out.frames.len() < self.limit {
+                out.frames.push_back(frame);
+                drop(out);
+                self.wake.notify_one();
+                return Ok(());
+            }
         }
+        self.close(
+            close_code::SLOW_CONSUMER,
+            "Slow consumer: outbound queue full",
+        );
+        Err(Error::QueueFull)
+    }
+
+    /// For the driver: everything queued, in order (leaving an empty queue behind).
+    pub(crate) fn take_frames(&self) -> VecDeque<Utf8Bytes> {
+        std::mem::take(&mut self.outbound().frames)
+    }
+
+    /// For the driver: hands back an emptied batch so its allocation is reused.
+    pub(crate) fn recycle(&self, mut batch: VecDeque<Utf8Bytes>) {
+        batch.clear();
+        if batch.capacity() <= 64 {
+            let mut out = self.outbound();
+            if out.frames.capacity() == 0 {
+                out.frames = batch;
+            }
+        }
+    }
+
+    /// For the driver: the socket is gone; queued frames are dropped, new ones refused.
+    pub(crate) fn finish(&self) {
+        let mut out = self.outbound();
+        out.done = true;
+        out.frames = VecDeque::new();
     }
 
     /// Sends a fire-and-forget message.
@@ -127,20 +175,21 @@ impl Peer {
     /// later ones (and requests after the socket closed) do nothing.
     pub(crate) fn close(&self, code: u16, reason: &str) {
         {
-            let mut slot = self.close.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_some() {
+            let mut out = self.outbound();
+            if out.close.is_some() || out.done {
                 return;
             }
-            *slot = Some(CloseRequest {
+            out.close = Some(CloseRequest {
                 code,
                 reason: reason.to_owned(),
             });
         }
-        self.close_signal.notify_one();
+        self.wake.notify_one();
     }
 
-    pub(crate) fn take_close_request(&self) -> Option<CloseRequest> {
-        self.close.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The close that was requested, if any.
+    pub(crate) fn close_request(&self) -> Option<CloseRequest> {
+        self.outbound().close.clone()
     }
 }
 
