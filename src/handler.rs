@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::connection::Endpoint;
 use crate::error::Rejection;
+use crate::fast_hash::FastHash;
 use crate::protocol::{self, RawId};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -128,13 +129,13 @@ where
 
 /// Named request handlers.
 pub(crate) struct Handlers<E: Endpoint> {
-    map: RwLock<HashMap<Box<str>, Arc<dyn ErasedHandler<E>>>>,
+    map: RwLock<HashMap<Box<str>, Arc<dyn ErasedHandler<E>>, FastHash>>,
 }
 
 impl<E: Endpoint> Default for Handlers<E> {
     fn default() -> Self {
         Handlers {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(HashMap::default()),
         }
     }
 }

@@ -53,6 +53,7 @@
 mod config;
 mod connection;
 mod error;
+mod fast_hash;
 mod handler;
 mod handshake;
 pub mod protocol;

@@ -74,7 +74,17 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(kind: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // The server gets a core of its own (the generator has the other), so the two do not
+        // compete for one and the figures are steadier; without taskset they share.
+        let exe = std::env::current_exe().unwrap();
+        let mut command = if pinning() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let mut child = command
             .args(["--serve", kind])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -121,8 +131,26 @@ where
     (floor, roomwire)
 }
 
+/// Whether the processes are pinned to cores (needs `taskset` and two cores).
+fn pinning() -> bool {
+    std::env::var_os("LOAD_PINNED").is_some()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The generator runs on core 0: re-run this process under taskset once.
+    let orchestrating = !args.iter().any(|a| a == "--serve" || a == "--scenario");
+    if orchestrating && !pinning() && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        let status = Command::new("taskset")
+            .args(["-c", "0"])
+            .args(&args)
+            .env("LOAD_PINNED", "1")
+            .status();
+        if let Ok(status) = status {
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        // No taskset: run unpinned.
+    }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         match args.get(i + 1).map(String::as_str) {
             Some("roomwire") => servers::serve_roomwire(),
@@ -176,19 +204,30 @@ fn main() {
         "roomwire load benchmark: {} connections x {} in flight x {} requests; {} members x {} broadcasts of {} B; {} handshakes; {} idle connections",
         s.connections, s.inflight, s.requests, s.members, s.broadcasts, s.size, s.handshakes, s.idle
     );
-    let rr = both(&rt, |addr, pid| {
-        generator::request_response(addr, pid, s.connections, s.inflight, s.requests)
+    // `--only a,b` runs a subset (the others report nothing).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+    let run = |name: &str, scenario: &dyn Fn(SocketAddr, u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>| {
+        if wanted(name) {
+            both(&rt, scenario)
+        } else {
+            (Outcome::default(), Outcome::default())
+        }
+    };
+    let rr = run("request_response", &|addr, pid| {
+        Box::pin(generator::request_response(addr, pid, s.connections, s.inflight, s.requests))
     });
-    let s2c = both(&rt, |addr, pid| {
-        generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests)
+    let s2c = run("server_send", &|addr, pid| {
+        Box::pin(generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests))
     });
-    let fan = both(&rt, |addr, pid| {
-        generator::fan_out(addr, pid, s.members, s.broadcasts, s.size)
+    let fan = run("broadcast_fanout", &|addr, pid| {
+        Box::pin(generator::fan_out(addr, pid, s.members, s.broadcasts, s.size))
     });
-    let hs = both(&rt, |addr, pid| {
-        generator::handshakes(addr, pid, s.handshakes, 32)
-    });
-    let idle = both(&rt, |addr, pid| generator::idle_memory(addr, pid, s.idle));
+    let hs = run("handshake", &|addr, pid| Box::pin(generator::handshakes(addr, pid, s.handshakes, 32)));
+    let idle = run("idle_memory", &|addr, pid| Box::pin(generator::idle_memory(addr, pid, s.idle)));
 
     println!();
     println!(

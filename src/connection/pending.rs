@@ -1,6 +1,7 @@
 //! [`PendingReplies`]: the requests a connection sent that await the peer's response.
 
 use std::collections::HashMap;
+use crate::fast_hash::FastHash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -35,7 +36,7 @@ pub(crate) struct PendingReplies {
 
 #[derive(Debug, Default)]
 struct Table {
-    waiting: HashMap<u64, oneshot::Sender<Reply>>,
+    waiting: HashMap<u64, oneshot::Sender<Reply>, FastHash>,
     closed: bool,
 }
 
