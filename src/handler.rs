@@ -14,7 +14,6 @@ use std::sync::{Arc, RwLock};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
 use crate::connection::Endpoint;
 use crate::error::Rejection;
@@ -31,7 +30,7 @@ pub(crate) trait ErasedHandler<E: Endpoint>: Send + Sync + 'static {
         &self,
         ep: &E,
         name: &str,
-        payload: Option<&RawValue>,
+        payload: Option<&str>,
         id: Option<RawId>,
     ) -> Option<BoxFuture<()>>;
 }
@@ -63,10 +62,10 @@ where
         &self,
         ep: &E,
         name: &str,
-        payload: Option<&RawValue>,
+        payload: Option<&str>,
         id: Option<RawId>,
     ) -> Option<BoxFuture<()>> {
-        let req: Req = match serde_json::from_str(payload.map_or("null", RawValue::get)) {
+        let req: Req = match serde_json::from_str(payload.unwrap_or("null")) {
             Ok(req) => req,
             Err(e) => {
                 let rejection = Rejection::new(
@@ -127,9 +126,11 @@ where
     }
 }
 
+type HandlerMap<E> = HashMap<Box<str>, Arc<dyn ErasedHandler<E>>, FastHash>;
+
 /// Named request handlers.
 pub(crate) struct Handlers<E: Endpoint> {
-    map: RwLock<HashMap<Box<str>, Arc<dyn ErasedHandler<E>>, FastHash>>,
+    map: RwLock<HandlerMap<E>>,
 }
 
 impl<E: Endpoint> Default for Handlers<E> {

@@ -58,12 +58,13 @@ impl RequestInfo {
 /// ```
 pub struct Handshake {
     id: RawId,
-    payload: Option<Box<RawValue>>,
+    /// The payload's raw JSON text (validated); `None` for none or `null`.
+    payload: Option<Box<str>>,
     request: RequestInfo,
 }
 
 impl Handshake {
-    pub(crate) fn new(id: RawId, payload: Option<Box<RawValue>>, request: RequestInfo) -> Self {
+    pub(crate) fn new(id: RawId, payload: Option<Box<str>>, request: RequestInfo) -> Self {
         Handshake {
             id,
             payload,
@@ -77,7 +78,7 @@ impl Handshake {
     /// # Errors
     /// [`Error::InvalidJson`], saying how the payload differs from `T`.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let raw = self.payload.as_deref().map_or("null", RawValue::get);
+        let raw = self.payload.as_deref().unwrap_or("null");
         serde_json::from_str(raw).map_err(Error::InvalidJson)
     }
 
@@ -130,7 +131,7 @@ impl Handshake {
 impl fmt::Debug for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
-            .field("payload", &self.payload.as_deref().map(RawValue::get))
+            .field("payload", &self.payload.as_deref())
             .field("uri", &self.request.uri)
             .field("remote_addr", &self.request.remote_addr)
             .finish_non_exhaustive()

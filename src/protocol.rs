@@ -74,12 +74,14 @@ pub enum FrameError {
 }
 
 /// A decoded incoming frame, borrowing from the frame text.
-#[derive(Debug)]
+/// `payload`, `id` and `error` are the raw JSON text of those members, already validated;
+/// `null` counts as absent.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Incoming<'a> {
     pub name: Cow<'a, str>,
-    pub payload: Option<&'a RawValue>,
-    pub id: Option<&'a RawValue>,
-    pub error: Option<&'a RawValue>,
+    pub payload: Option<&'a str>,
+    pub id: Option<&'a str>,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -96,17 +98,26 @@ struct Envelope<'a> {
 
 /// Decodes one frame. `i` is checked to be a string or an integer; `null` counts as absent.
 pub(crate) fn decode(text: &str) -> Result<Incoming<'_>, FrameError> {
-    let env: Envelope<'_> = serde_json::from_str(text)?;
-    if let Some(id) = env.i {
-        if !is_valid_id(id.get()) {
-            return Err(FrameError::BadId(truncate(id.get(), 64)));
+    let msg = match scan::envelope(text) {
+        Some(msg) => msg,
+        None => decode_with_serde(text)?,
+    };
+    if let Some(id) = msg.id {
+        if !is_valid_id(id) {
+            return Err(FrameError::BadId(truncate(id, 64)));
         }
     }
+    Ok(msg)
+}
+
+/// The reference decoder: serde_json decides, and words the error.
+fn decode_with_serde(text: &str) -> Result<Incoming<'_>, FrameError> {
+    let env: Envelope<'_> = serde_json::from_str(text)?;
     Ok(Incoming {
         name: env.n,
-        payload: env.p,
-        id: env.i,
-        error: env.e,
+        payload: env.p.map(RawValue::get),
+        id: env.i.map(RawValue::get),
+        error: env.e.map(RawValue::get),
     })
 }
 
@@ -122,13 +133,13 @@ fn is_valid_id(raw: &str) -> bool {
 }
 
 /// `e` absent, `null` or `false` means success.
-pub(crate) fn is_error(e: Option<&RawValue>) -> bool {
-    matches!(e, Some(raw) if raw.get() != "false")
+pub(crate) fn is_error(e: Option<&str>) -> bool {
+    matches!(e, Some(raw) if raw != "false")
 }
 
 /// The key a response's `i` refers to, if it is one of our own (integer) request ids.
-pub(crate) fn response_key(id: Option<&RawValue>) -> Option<u64> {
-    id?.get().parse().ok()
+pub(crate) fn response_key(id: Option<&str>) -> Option<u64> {
+    id?.parse().ok()
 }
 
 /// The id of a request from the peer, kept as its raw JSON text so the response echoes
@@ -137,8 +148,9 @@ pub(crate) fn response_key(id: Option<&RawValue>) -> Option<u64> {
 pub(crate) struct RawId(Box<str>);
 
 impl RawId {
-    pub(crate) fn new(raw: &RawValue) -> Self {
-        RawId(raw.get().into())
+    /// `raw` is the validated JSON text of a string or an integer.
+    pub(crate) fn new(raw: &str) -> Self {
+        RawId(raw.into())
     }
 }
 
@@ -159,14 +171,14 @@ pub(crate) struct Payload {
 
 impl Payload {
     /// `raw` must borrow from `frame` (or be absent: the payload is then `null`).
-    pub(crate) fn new(frame: &Utf8Bytes, raw: Option<&RawValue>) -> Self {
+    pub(crate) fn new(frame: &Utf8Bytes, raw: Option<&str>) -> Self {
         match raw {
             Some(raw) => {
-                let start = raw.get().as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                let start = raw.as_ptr() as usize - frame.as_str().as_ptr() as usize;
                 Payload {
                     frame: frame.clone(),
                     start,
-                    end: start + raw.get().len(),
+                    end: start + raw.len(),
                 }
             }
             None => Payload {
@@ -254,6 +266,235 @@ pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
     finish(buf)
 }
 
+/// The fast path of [`decode`]: a single pass over the frame for the shape every Line and
+/// roomwire peer sends (an object with the keys `n`, `p`, `i`, `e` and no escapes in keys or
+/// in `n`), validating every value on the way. It answers `None` for anything else — errors,
+/// escapes that need decoding, duplicate keys, `\u` escapes, deep nesting — and [`decode`]
+/// then asks serde_json, which stays the one judge of what is valid: the scanner accepts a
+/// subset of what serde_json accepts and reads it the same way.
+mod scan {
+    use super::Incoming;
+
+    /// Deeper than this, leave it to serde_json (whose limit is 128).
+    const MAX_DEPTH: usize = 64;
+
+    struct Scanner<'a> {
+        text: &'a str,
+        bytes: &'a [u8],
+        pos: usize,
+    }
+
+    pub(super) fn envelope(text: &str) -> Option<Incoming<'_>> {
+        let mut s = Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        s.ws();
+        s.eat(b'{')?;
+        let (mut name, mut payload, mut id, mut error) = (None, None, None, None);
+        let mut seen = [false; 4];
+        s.ws();
+        if s.peek()? != b'}' {
+            loop {
+                s.ws();
+                let key = s.plain_string()?;
+                s.ws();
+                s.eat(b':')?;
+                s.ws();
+                let slot = match key {
+                    "n" => 0,
+                    "p" => 1,
+                    "i" => 2,
+                    "e" => 3,
+                    _ => 4,
+                };
+                if slot < 4 {
+                    if seen[slot] {
+                        return None; // a duplicate: serde_json reports it
+                    }
+                    seen[slot] = true;
+                }
+                if slot == 0 {
+                    name = Some(s.plain_string()?);
+                } else {
+                    let start = s.pos;
+                    s.value(0)?;
+                    let raw = &s.text[start..s.pos];
+                    let raw = (raw != "null").then_some(raw);
+                    match slot {
+                        1 => payload = raw,
+                        2 => id = raw,
+                        3 => error = raw,
+                        _ => {}
+                    }
+                }
+                s.ws();
+                match s.next()? {
+                    b',' => continue,
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        } else {
+            s.pos += 1;
+        }
+        s.ws();
+        if s.pos != s.bytes.len() {
+            return None;
+        }
+        Some(Incoming {
+            name: std::borrow::Cow::Borrowed(name?),
+            payload,
+            id,
+            error,
+        })
+    }
+
+    impl<'a> Scanner<'a> {
+        fn peek(&self) -> Option<u8> {
+            self.bytes.get(self.pos).copied()
+        }
+
+        fn next(&mut self) -> Option<u8> {
+            let b = self.peek()?;
+            self.pos += 1;
+            Some(b)
+        }
+
+        fn eat(&mut self, b: u8) -> Option<()> {
+            (self.next()? == b).then_some(())
+        }
+
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+                self.pos += 1;
+            }
+        }
+
+        /// A string with no escapes and no control characters; its contents.
+        fn plain_string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.pos;
+            loop {
+                match self.next()? {
+                    b'"' => return Some(&self.text[start..self.pos - 1]),
+                    b'\\' => return None,
+                    c if c < 0x20 => return None,
+                    _ => {}
+                }
+            }
+        }
+
+        /// Skips a string, checking its escapes (`\u` is left to serde_json).
+        fn string(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                match self.next()? {
+                    b'"' => return Some(()),
+                    b'\\' => match self.next()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        _ => return None,
+                    },
+                    c if c < 0x20 => return None,
+                    _ => {}
+                }
+            }
+        }
+
+        fn digits(&mut self) -> Option<()> {
+            let start = self.pos;
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.pos += 1;
+            }
+            (self.pos > start).then_some(())
+        }
+
+        fn number(&mut self) -> Option<()> {
+            if self.peek() == Some(b'-') {
+                self.pos += 1;
+            }
+            match self.next()? {
+                b'0' => {}
+                b'1'..=b'9' => {
+                    while let Some(b'0'..=b'9') = self.peek() {
+                        self.pos += 1;
+                    }
+                }
+                _ => return None,
+            }
+            if self.peek() == Some(b'.') {
+                self.pos += 1;
+                self.digits()?;
+            }
+            if let Some(b'e' | b'E') = self.peek() {
+                self.pos += 1;
+                if let Some(b'+' | b'-') = self.peek() {
+                    self.pos += 1;
+                }
+                self.digits()?;
+            }
+            Some(())
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            let end = self.pos + word.len();
+            (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+        }
+
+        fn value(&mut self, depth: usize) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.string(),
+                b'-' | b'0'..=b'9' => self.number(),
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                b'[' if depth < MAX_DEPTH => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.peek()? == b']' {
+                        self.pos += 1;
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.value(depth + 1)?;
+                        self.ws();
+                        match self.next()? {
+                            b',' => continue,
+                            b']' => return Some(()),
+                            _ => return None,
+                        }
+                    }
+                }
+                b'{' if depth < MAX_DEPTH => {
+                    self.pos += 1;
+                    self.ws();
+                    if self.peek()? == b'}' {
+                        self.pos += 1;
+                        return Some(());
+                    }
+                    loop {
+                        self.ws();
+                        self.string()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                        self.value(depth + 1)?;
+                        self.ws();
+                        match self.next()? {
+                            b',' => continue,
+                            b'}' => return Some(()),
+                            _ => return None,
+                        }
+                    }
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,8 +503,8 @@ mod tests {
     fn decodes_a_request_with_a_string_id() {
         let m = decode(r#"{"n":"add","p":[1,2],"i":"zg5b"}"#).unwrap();
         assert_eq!(m.name, "add");
-        assert_eq!(m.payload.unwrap().get(), "[1,2]");
-        assert_eq!(m.id.unwrap().get(), "\"zg5b\"");
+        assert_eq!(m.payload.unwrap(), "[1,2]");
+        assert_eq!(m.id.unwrap(), "\"zg5b\"");
         assert!(m.error.is_none());
     }
 
@@ -330,5 +571,95 @@ mod tests {
         assert_eq!(p.get(), r#"{"x":[1]}"#);
         let none = Payload::new(&frame, None);
         assert_eq!(none.deserialize::<Option<u8>>().unwrap(), None);
+    }
+
+    /// The fast scanner must never accept what serde_json rejects, and must read what it
+    /// accepts exactly as serde_json does.
+    fn assert_scanner_agrees(text: &str) -> bool {
+        match scan::envelope(text) {
+            Some(fast) => {
+                let slow = decode_with_serde(text)
+                    .unwrap_or_else(|e| panic!("scanner accepted {text:?}, serde_json says {e}"));
+                assert_eq!(fast, slow, "{text:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn the_scanner_takes_the_common_frames() {
+        for frame in [
+            r#"{"n":"add","p":[1,2],"i":"zg5b"}"#,
+            r#"{"n":"_r","i":7,"p":{"a":1,"b":"he\"llo"},"e":null}"#,
+            r#" { "n" : "x" , "p" : -1.5e+3 , "e" : false , "extra" : [true, null, {}] } "#,
+            r#"{"n":"x","p":null,"i":null}"#,
+            r#"{"n":"","p":"tab\tand\\slash\/"}"#,
+        ] {
+            assert!(assert_scanner_agrees(frame), "{frame} should take the fast path");
+        }
+    }
+
+    #[test]
+    fn the_scanner_leaves_the_rest_to_serde_json() {
+        for frame in [
+            r#"{"n":"x","n":"y"}"#,
+            r#"{"n":"\u0041"}"#,
+            r#"{"n":"x","p":"\ud800"}"#,
+            r#"{"n":"x","p":[1,]}"#,
+            r#"{"n":"x","p":01}"#,
+            r#"{"n":"x","p":1.}"#,
+            r#"{"n":"x","p":.5}"#,
+            r#"{"n":"x","p":-}"#,
+            r#"{"n":"x","p":tru}"#,
+            r#"{"n":"x"} x"#,
+            r#"{"n":"x",}"#,
+            r#"{"p":1}"#,
+            "{\"n\":\"a\u{1}b\"}",
+            r#"{"n":"x","p":{"a" 1}}"#,
+        ] {
+            assert!(!assert_scanner_agrees(frame), "{frame} must not take the fast path");
+        }
+        let deep = format!(r#"{{"n":"x","p":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert!(!assert_scanner_agrees(&deep));
+    }
+
+    /// Random frames built from envelope pieces, then mutated byte by byte: wherever the
+    /// scanner says yes, serde_json must say the same thing.
+    #[test]
+    fn the_scanner_agrees_with_serde_json_on_random_frames() {
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut rand = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        const PIECES: &[&str] = &[
+            "{", "}", "[", "]", ",", ":", " ", "\"n\"", "\"p\"", "\"i\"", "\"e\"", "\"x\"",
+            "\"add\"", "\"a\\\"b\"", "1", "-2.5e3", "0", "true", "false", "null", "\"\\u00e9\"",
+            "\"\\n\"", "\"é\"",
+        ];
+        let mut fast = 0;
+        for _ in 0..20_000 {
+            let mut frame = String::from("{\"n\":\"x\"");
+            for _ in 0..rand(8) {
+                frame.push_str(PIECES[rand(PIECES.len())]);
+            }
+            if rand(2) == 0 {
+                frame.push('}');
+            }
+            // A few single-byte mutations (kept on char boundaries).
+            for _ in 0..rand(3) {
+                let at = rand(frame.len() + 1);
+                if frame.is_char_boundary(at) {
+                    frame.insert(at, ['{', '}', '"', ',', ':', '\\', ' ', '0'][rand(8)]);
+                }
+            }
+            if assert_scanner_agrees(&frame) {
+                fast += 1;
+            }
+        }
+        assert!(fast > 100, "the generator should produce some valid frames ({fast})");
     }
 }

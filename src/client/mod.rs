@@ -616,7 +616,7 @@ impl Endpoint for ClientSocket {
     fn on_handshake(
         &self,
         id: RawId,
-        _payload: Option<&RawValue>,
+        _payload: Option<&str>,
     ) -> Option<BoxFuture<HandshakeEnd>> {
         let rejection = Rejection::new("UnknownMessage", "a client does not accept handshakes");
         let _ = self.peer.queue(protocol::encode_reject(&id, &rejection));

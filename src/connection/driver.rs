@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde_json::value::RawValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -62,7 +61,7 @@ pub(crate) trait Endpoint: Clone + Send + Sync + 'static {
     fn on_handshake(
         &self,
         id: RawId,
-        payload: Option<&RawValue>,
+        payload: Option<&str>,
     ) -> Option<BoxFuture<HandshakeEnd>>;
 }
 
@@ -466,7 +465,7 @@ fn route<E: Endpoint>(
             };
             let outcome = if protocol::is_error(msg.error) {
                 Err(Error::Rejected(Rejection::from_wire(
-                    msg.error.map_or("null", RawValue::get),
+                    msg.error.unwrap_or("null"),
                 )))
             } else {
                 Ok(Payload::new(&text, msg.payload))

@@ -417,7 +417,7 @@ impl Endpoint for ServerConnection {
     fn on_handshake(
         &self,
         id: RawId,
-        payload: Option<&RawValue>,
+        payload: Option<&str>,
     ) -> Option<BoxFuture<HandshakeEnd>> {
         let refuse = |rejection: Rejection| {
             let _ = self
@@ -445,7 +445,7 @@ impl Endpoint for ServerConnection {
             .unwrap_or_else(|p| p.into_inner())
             .take()
             .unwrap_or_else(|| RequestInfo::unknown(self.inner.remote_addr));
-        let handshake = Handshake::new(id.clone(), payload.map(RawValue::to_owned), request);
+        let handshake = Handshake::new(id.clone(), payload.map(Box::from), request);
         let hook = self.inner.server.hooks().on_handshake.clone();
         let conn = self.clone();
         Some(Box::pin(async move {
