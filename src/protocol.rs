@@ -596,7 +596,10 @@ mod tests {
             r#"{"n":"x","p":null,"i":null}"#,
             r#"{"n":"","p":"tab\tand\\slash\/"}"#,
         ] {
-            assert!(assert_scanner_agrees(frame), "{frame} should take the fast path");
+            assert!(
+                assert_scanner_agrees(frame),
+                "{frame} should take the fast path"
+            );
         }
     }
 
@@ -618,7 +621,10 @@ mod tests {
             "{\"n\":\"a\u{1}b\"}",
             r#"{"n":"x","p":{"a" 1}}"#,
         ] {
-            assert!(!assert_scanner_agrees(frame), "{frame} must not take the fast path");
+            assert!(
+                !assert_scanner_agrees(frame),
+                "{frame} must not take the fast path"
+            );
         }
         let deep = format!(r#"{{"n":"x","p":{}{}}}"#, "[".repeat(100), "]".repeat(100));
         assert!(!assert_scanner_agrees(&deep));
@@ -636,9 +642,29 @@ mod tests {
             (seed % n as u64) as usize
         };
         const PIECES: &[&str] = &[
-            "{", "}", "[", "]", ",", ":", " ", "\"n\"", "\"p\"", "\"i\"", "\"e\"", "\"x\"",
-            "\"add\"", "\"a\\\"b\"", "1", "-2.5e3", "0", "true", "false", "null", "\"\\u00e9\"",
-            "\"\\n\"", "\"é\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\"n\"",
+            "\"p\"",
+            "\"i\"",
+            "\"e\"",
+            "\"x\"",
+            "\"add\"",
+            "\"a\\\"b\"",
+            "1",
+            "-2.5e3",
+            "0",
+            "true",
+            "false",
+            "null",
+            "\"\\u00e9\"",
+            "\"\\n\"",
+            "\"é\"",
         ];
         let mut fast = 0;
         for _ in 0..20_000 {
@@ -660,6 +686,9 @@ mod tests {
                 fast += 1;
             }
         }
-        assert!(fast > 100, "the generator should produce some valid frames ({fast})");
+        assert!(
+            fast > 100,
+            "the generator should produce some valid frames ({fast})"
+        );
     }
 }

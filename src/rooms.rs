@@ -34,12 +34,16 @@ pub(crate) struct RoomRegistry {
 }
 
 impl RoomRegistry {
-    /// Adds a member; creates the room on first join.
-    pub(crate) fn add(&self, room: &Arc<str>, id: &Arc<str>, conn: &ServerConnection) {
-        self.rooms
-            .entry(room.clone())
-            .or_default()
-            .insert(id.clone(), conn.clone());
+    /// Adds a member; creates the room on first join. Returns the room's name as the
+    /// registry holds it, so every member shares one allocation of it.
+    pub(crate) fn add(&self, room: &str, id: &Arc<str>, conn: &ServerConnection) -> Arc<str> {
+        if let Some(mut members) = self.rooms.get_mut(room) {
+            members.insert(id.clone(), conn.clone());
+            return members.key().clone();
+        }
+        let mut members = self.rooms.entry(Arc::from(room)).or_default();
+        members.insert(id.clone(), conn.clone());
+        members.key().clone()
     }
 
     /// Removes a member; removes the room when it was the last.

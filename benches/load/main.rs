@@ -140,7 +140,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // The generator runs on core 0: re-run this process under taskset once.
     let orchestrating = !args.iter().any(|a| a == "--serve" || a == "--scenario");
-    if orchestrating && !pinning() && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+    if orchestrating
+        && !pinning()
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    {
         let status = Command::new("taskset")
             .args(["-c", "0"])
             .args(&args)
@@ -210,7 +213,13 @@ fn main() {
         .position(|a| a == "--only")
         .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
-    let run = |name: &str, scenario: &dyn Fn(SocketAddr, u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>| {
+    let run = |name: &str,
+               scenario: &dyn Fn(
+        SocketAddr,
+        u32,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Outcome>>,
+    >| {
         if wanted(name) {
             both(&rt, scenario)
         } else {
@@ -218,16 +227,38 @@ fn main() {
         }
     };
     let rr = run("request_response", &|addr, pid| {
-        Box::pin(generator::request_response(addr, pid, s.connections, s.inflight, s.requests))
+        Box::pin(generator::request_response(
+            addr,
+            pid,
+            s.connections,
+            s.inflight,
+            s.requests,
+        ))
     });
     let s2c = run("server_send", &|addr, pid| {
-        Box::pin(generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests))
+        Box::pin(generator::server_to_client(
+            addr,
+            pid,
+            s.connections,
+            s.inflight,
+            s.requests,
+        ))
     });
     let fan = run("broadcast_fanout", &|addr, pid| {
-        Box::pin(generator::fan_out(addr, pid, s.members, s.broadcasts, s.size))
+        Box::pin(generator::fan_out(
+            addr,
+            pid,
+            s.members,
+            s.broadcasts,
+            s.size,
+        ))
     });
-    let hs = run("handshake", &|addr, pid| Box::pin(generator::handshakes(addr, pid, s.handshakes, 32)));
-    let idle = run("idle_memory", &|addr, pid| Box::pin(generator::idle_memory(addr, pid, s.idle)));
+    let hs = run("handshake", &|addr, pid| {
+        Box::pin(generator::handshakes(addr, pid, s.handshakes, 32))
+    });
+    let idle = run("idle_memory", &|addr, pid| {
+        Box::pin(generator::idle_memory(addr, pid, s.idle))
+    });
 
     println!();
     println!(

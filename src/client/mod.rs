@@ -613,11 +613,7 @@ impl Endpoint for ClientSocket {
         None
     }
 
-    fn on_handshake(
-        &self,
-        id: RawId,
-        _payload: Option<&str>,
-    ) -> Option<BoxFuture<HandshakeEnd>> {
+    fn on_handshake(&self, id: RawId, _payload: Option<&str>) -> Option<BoxFuture<HandshakeEnd>> {
         let rejection = Rejection::new("UnknownMessage", "a client does not accept handshakes");
         let _ = self.peer.queue(protocol::encode_reject(&id, &rejection));
         None

@@ -58,11 +58,7 @@ pub(crate) trait Endpoint: Clone + Send + Sync + 'static {
     fn handshake_timeout(&self) -> Option<Duration>;
     /// Handles an `_h` request. Returns the handshake's future when one starts; otherwise
     /// the response is already queued.
-    fn on_handshake(
-        &self,
-        id: RawId,
-        payload: Option<&str>,
-    ) -> Option<BoxFuture<HandshakeEnd>>;
+    fn on_handshake(&self, id: RawId, payload: Option<&str>) -> Option<BoxFuture<HandshakeEnd>>;
 }
 
 #[derive(Debug, Clone, Copy)]

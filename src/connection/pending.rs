@@ -1,7 +1,7 @@
 //! [`PendingReplies`]: the requests a connection sent that await the peer's response.
 
-use std::collections::HashMap;
 use crate::fast_hash::FastHash;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
