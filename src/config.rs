@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub close_timeout: Duration,
     /// Longest connection id [`set_id`](crate::ServerConnection::set_id) accepts. See [`ServerBuilder::max_id_len`].
     pub max_id_len: usize,
+    /// Longest message name accepted from a peer. See [`ServerBuilder::max_name_len`].
+    pub max_name_len: usize,
     /// tungstenite's read buffer per connection. See [`ServerBuilder::read_buffer_size`].
     pub read_buffer_size: usize,
 }
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
             upgrade_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3),
             max_id_len: 128,
+            max_name_len: 128,
             read_buffer_size: 4 * 1024,
         }
     }
@@ -166,6 +169,14 @@ impl ServerBuilder {
     /// Defaults to 128.
     pub fn max_id_len(mut self, bytes: usize) -> Self {
         self.config.max_id_len = bytes;
+        self
+    }
+
+    /// The longest message name (in bytes) accepted from a client. A request with a longer
+    /// name is answered with the error `{"name":"NameTooLong",...}`; a fire-and-forget message
+    /// is dropped and logged. The connection stays open. Defaults to 128.
+    pub fn max_name_len(mut self, bytes: usize) -> Self {
+        self.config.max_name_len = bytes;
         self
     }
 

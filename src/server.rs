@@ -462,6 +462,7 @@ async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_add
     let cfg = DriverConfig {
         ping_interval: shared.config.ping_interval,
         max_in_flight: shared.config.max_requests_in_flight,
+        max_name_len: shared.config.max_name_len,
         close_timeout: shared.config.close_timeout,
     };
     let info = driver::drive(ws, conn.clone(), shared.handlers.clone(), cfg).await;

@@ -229,6 +229,7 @@ impl ClientBuilder {
                     driver: DriverConfig {
                         ping_interval: self.ping_interval,
                         max_in_flight: self.max_requests_in_flight,
+                        max_name_len: usize::MAX,
                         close_timeout: self.close_timeout,
                     },
                 },

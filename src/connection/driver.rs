@@ -65,6 +65,7 @@ pub(crate) trait Endpoint: Clone + Send + Sync + 'static {
 pub(crate) struct DriverConfig {
     pub ping_interval: Duration,
     pub max_in_flight: usize,
+    pub max_name_len: usize,
     pub close_timeout: Duration,
 }
 
@@ -134,7 +135,7 @@ where
                     match read_event(msg) {
                         ReadEvent::Text(text) => {
                             if !closing {
-                                route(&ep, &handlers, &mut tasks, &mut handshake, cfg.max_in_flight, text);
+                                route(&ep, &handlers, &mut tasks, &mut handshake, &cfg, text);
                             }
                         }
                         ReadEvent::Control => {}
@@ -438,7 +439,7 @@ fn route<E: Endpoint>(
     handlers: &Handlers<E>,
     tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>,
     handshake: &mut Option<BoxFuture<HandshakeEnd>>,
-    max_in_flight: usize,
+    cfg: &DriverConfig,
     text: Utf8Bytes,
 ) {
     let peer = ep.peer();
@@ -491,6 +492,19 @@ fn route<E: Endpoint>(
             "UnknownMessage",
             format!("{reserved:?} is a reserved name this endpoint does not know"),
         )),
+        name if name.len() > cfg.max_name_len => {
+            if msg.id.is_none() {
+                tracing::warn!(len = name.len(), "dropped a message whose name is too long");
+            }
+            reply(Rejection::new(
+                "NameTooLong",
+                format!(
+                    "message names are at most {} bytes; this one has {}",
+                    cfg.max_name_len,
+                    name.len()
+                ),
+            ))
+        }
         name => {
             if !ep.is_open() {
                 return reply(Rejection::new(
@@ -506,6 +520,7 @@ fn route<E: Endpoint>(
                 }
                 return reply(Rejection::no_handler(name));
             };
+            let max_in_flight = cfg.max_in_flight;
             if tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
                 if msg.id.is_none() {
                     tracing::warn!(
