@@ -93,7 +93,7 @@ async fn a_reset_mid_frame_ends_only_that_connection_and_rejects_its_pending() {
     tcp.write_all(&[0x81, 0x80 | 100, 1, 2, 3, 4, b'{', b'"'])
         .await
         .unwrap();
-    tcp.set_linger(Some(Duration::ZERO)).unwrap();
+    tcp.set_zero_linger().unwrap();
     drop(victim);
     assert!(matches!(
         within(waiting).await.unwrap(),
