@@ -143,3 +143,83 @@ async fn a_client_that_never_reads_is_closed_as_a_slow_consumer() {
     assert!(info.reason.contains("Slow consumer"), "{}", info.reason);
     assert_eq!(server.connections().len(), 1, "the healthy reader stays");
 }
+
+#[tokio::test]
+async fn frames_queued_before_close_go_out_before_the_close_frame() {
+    let (server, addr) = start(Server::builder().build()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(Raw::handshaked(addr, Value::Null).await.0);
+    }
+    assert_eq!(server.broadcast("last words", &"goodbye").unwrap(), 3);
+    let closing = tokio::spawn({
+        let server = server.clone();
+        async move { server.close().await }
+    });
+    for mut c in clients {
+        let (code, _, before) = c.recv_close().await;
+        assert_eq!(before, vec![json!({"n": "last words", "p": "goodbye"})]);
+        assert_eq!(code, 1001);
+    }
+    within(closing).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_under_load_ends_every_call_and_finishes_in_bounded_time() {
+    use roomwire::client::Client;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let (server, addr) = start_with(
+        Server::builder().close_timeout(Duration::from_millis(300)),
+        |s| {
+            s.on_request("work", |_c: ServerConnection, n: u64| async move {
+                tokio::task::yield_now().await;
+                Ok::<_, roomwire::Rejection>(n)
+            });
+        },
+    )
+    .await;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for c in 0..16u64 {
+        let client = Client::builder(format!("ws://{addr}"))
+            .no_reconnect()
+            .connect()
+            .await
+            .unwrap();
+        let (answered, cut) = (answered.clone(), cut.clone());
+        load.push(tokio::spawn(async move {
+            // Calls keep coming until the server closes; each ends one way or the other.
+            for k in 0..100_000u64 {
+                match client.send::<_, u64>("work", &(c * 1_000_000 + k)).await {
+                    Ok(n) => {
+                        assert_eq!(n, c * 1_000_000 + k);
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(Error::Disconnected) => {
+                        cut.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(other) => panic!("unexpected outcome: {other:?}"),
+                }
+            }
+        }));
+    }
+    common::eventually("the load is running", || {
+        answered.load(Ordering::Relaxed) > 1000
+    })
+    .await;
+    within(server.close()).await;
+    for task in load {
+        within(task).await.unwrap();
+    }
+    assert_eq!(
+        cut.load(Ordering::Relaxed),
+        16,
+        "every client saw the close"
+    );
+    assert_eq!(server.open_connections(), 0);
+    assert_eq!(server.status(), ServerStatus::Closed);
+}
