@@ -266,6 +266,18 @@ pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
     finish(buf)
 }
 
+/// For the fuzz targets (feature `fuzzing`): decodes `text` and checks that wherever the
+/// fast scanner accepts a frame, serde_json accepts it and reads it the same way.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_decode(text: &str) {
+    let _ = decode(text);
+    if let Some(fast) = scan::envelope(text) {
+        let slow = decode_with_serde(text).expect("the scanner accepted what serde_json rejects");
+        assert_eq!(fast, slow);
+    }
+}
+
 /// The fast path of [`decode`]: a single pass over the frame for the shape every Line and
 /// roomwire peer sends (an object with the keys `n`, `p`, `i`, `e` and no escapes in keys or
 /// in `n`), validating every value on the way. It answers `None` for anything else — errors,
