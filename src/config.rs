@@ -112,8 +112,8 @@ impl ServerBuilder {
     }
 
     /// After this long without receiving anything from a connected client, the server pings
-    /// it; no pong within the response timeout closes the connection with 4201.
-    /// Defaults to 15 seconds.
+    /// it; no pong within the response timeout closes the connection with 4201. Zero turns
+    /// the server's pings off (it still answers the client's). Defaults to 15 seconds.
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.config.ping_interval = interval;
         self

@@ -87,3 +87,16 @@ async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
     ));
     assert_eq!(conn.pending_requests(), 0);
 }
+
+#[tokio::test]
+async fn a_zero_ping_interval_turns_the_servers_pings_off() {
+    let (_server, addr) = start_with(Server::builder().ping_interval(Duration::ZERO), |_| {}).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    // Silence is the condition under test: long enough for many pings at any small interval.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pong = raw.request("_p", json!("mine"), Value::Null).await;
+    assert_eq!(
+        pong["i"], "mine",
+        "the server sent something before answering: {pong}"
+    );
+}

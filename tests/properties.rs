@@ -126,9 +126,10 @@ fn encode(frame: &Frame) -> Message {
 /// Sends `frames`, then a ping; reads everything back. Returns whether the connection is
 /// still open (the ping answered), and every response id seen.
 async fn run(addr: SocketAddr, frames: &[Frame]) -> (bool, Vec<Value>) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), None, true)
+            .await
+            .unwrap();
     for f in frames {
         if ws.send(encode(f)).await.is_err() {
             break;

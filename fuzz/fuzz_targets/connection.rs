@@ -51,9 +51,10 @@ fn setup() -> &'static (Runtime, SocketAddr) {
 fuzz_target!(|data: &[u8]| {
     let (rt, addr) = setup();
     rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
-            .await
-            .unwrap();
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), None, true)
+                .await
+                .unwrap();
         // Frames are separated by 0xFF; a leading 0x00 makes a frame binary.
         for chunk in data.split(|b| *b == 0xFF) {
             let msg = match chunk.split_first() {
@@ -64,9 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
         }
-        let _ = ws
-            .send(Message::text(r#"{"n":"_p","i":"final"}"#))
-            .await;
+        let _ = ws.send(Message::text(r#"{"n":"_p","i":"final"}"#)).await;
         loop {
             match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
                 Ok(Some(Ok(Message::Text(t)))) if t.contains(r#""i":"final""#) => break,

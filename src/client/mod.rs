@@ -141,8 +141,8 @@ impl ClientBuilder {
     }
 
     /// After this long without receiving anything, the client pings the server; no pong
-    /// within the response timeout closes the socket with 4201 (and reconnects).
-    /// Defaults to 20 seconds (Line's).
+    /// within the response timeout closes the socket with 4201 (and reconnects). Zero turns
+    /// the client's pings off. Defaults to 20 seconds (Line's).
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
         self

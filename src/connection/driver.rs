@@ -33,7 +33,10 @@ pub struct CloseInfo {
     pub reason: String,
 }
 
-/// The most frames written between two flushes.
+/// A deadline that never comes (a timer with nothing to wait for).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
+
+/// The most frames read in one turn.
 const MAX_BATCH: usize = 256;
 
 /// How a handshake handler ended, for the driver.
@@ -202,7 +205,8 @@ where
                         timers.handshake_at = None;
                     }
                 }
-                if auto_ping.is_none() && !closing && ep.is_open() && now >= timers.last_received + cfg.ping_interval {
+                let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
+                if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
                     let ep = ep.clone();
                     auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
                 }
@@ -233,7 +237,9 @@ impl Timers {
     /// When the timer should fire next. Receiving a frame does not move the timer: when it
     /// fires early it re-arms for the ping that is really due.
     fn next<E: Endpoint>(&self, ep: &E, pinging: bool, now: Instant) -> Instant {
-        let ping = if pinging || !ep.is_open() {
+        let ping = if self.ping_interval.is_zero() {
+            now + FAR_FUTURE // pings are off
+        } else if pinging || !ep.is_open() {
             now + self.ping_interval
         } else {
             (self.last_received + self.ping_interval).max(now)
