@@ -9,9 +9,12 @@
 //!   response, [`send_without_response`](ServerConnection::send_without_response) does not.
 //! - [`Handshake`]: the client's first message; resolve it (optionally after
 //!   [`set_id`](ServerConnection::set_id)) or reject it, exactly once.
+//! - [`ServerConnection::join`] and [`Server::to`] / [`ServerConnection::to`]: rooms, and the
+//!   [`BroadcastOperator`] that emits to their members or awaits every member's reply.
 //! - [`client::Client`] (feature `client`, on by default): the Rust client, with reconnects.
 //! - [`Error`] and [`Rejection`]: what can go wrong, and the error object on the wire.
 //! - [`protocol::close_code`]: every close code roomwire sends.
+//! - [`ServerBuilder`]: every limit and timeout, each with its documented default.
 //!
 //! ## Quick start
 //!
