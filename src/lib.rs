@@ -66,6 +66,10 @@ mod server;
 #[cfg(feature = "client")]
 pub mod client;
 
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
+
 pub use config::{ServerBuilder, ServerConfig};
 pub use connection::{CloseInfo, ConnectionState, ServerConnection};
 pub use error::{Error, Rejection};

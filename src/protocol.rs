@@ -111,7 +111,7 @@ pub(crate) fn decode(text: &str) -> Result<Incoming<'_>, FrameError> {
 }
 
 /// The reference decoder: serde_json decides, and words the error.
-fn decode_with_serde(text: &str) -> Result<Incoming<'_>, FrameError> {
+pub(crate) fn decode_with_serde(text: &str) -> Result<Incoming<'_>, FrameError> {
     let env: Envelope<'_> = serde_json::from_str(text)?;
     Ok(Incoming {
         name: env.n,
@@ -266,25 +266,13 @@ pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
     finish(buf)
 }
 
-/// For the fuzz targets (feature `fuzzing`): decodes `text` and checks that wherever the
-/// fast scanner accepts a frame, serde_json accepts it and reads it the same way.
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub fn fuzz_decode(text: &str) {
-    let _ = decode(text);
-    if let Some(fast) = scan::envelope(text) {
-        let slow = decode_with_serde(text).expect("the scanner accepted what serde_json rejects");
-        assert_eq!(fast, slow);
-    }
-}
-
 /// The fast path of [`decode`]: a single pass over the frame for the shape every Line and
 /// roomwire peer sends (an object with the keys `n`, `p`, `i`, `e` and no escapes in keys or
 /// in `n`), validating every value on the way. It answers `None` for anything else — errors,
 /// escapes that need decoding, duplicate keys, `\u` escapes, deep nesting — and [`decode`]
 /// then asks serde_json, which stays the one judge of what is valid: the scanner accepts a
 /// subset of what serde_json accepts and reads it the same way.
-mod scan {
+pub(crate) mod scan {
     use super::Incoming;
 
     /// Deeper than this, leave it to serde_json (whose limit is 128).
@@ -296,7 +284,7 @@ mod scan {
         pos: usize,
     }
 
-    pub(super) fn envelope(text: &str) -> Option<Incoming<'_>> {
+    pub(crate) fn envelope(text: &str) -> Option<Incoming<'_>> {
         let mut s = Scanner {
             text,
             bytes: text.as_bytes(),

@@ -116,6 +116,11 @@ impl Server {
         Server { shared }
     }
 
+    #[cfg(feature = "internals")]
+    pub(crate) fn shared(&self) -> &Arc<ServerShared> {
+        &self.shared
+    }
+
     /// The server's settings.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config

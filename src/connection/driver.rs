@@ -440,7 +440,7 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
 
 /// Decodes one frame and routes it: responses to the pending table, pings answered,
 /// the handshake to the endpoint, named messages to their handler.
-fn route<E: Endpoint>(
+pub(crate) fn route<E: Endpoint>(
     ep: &E,
     handlers: &Handlers<E>,
     tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>,

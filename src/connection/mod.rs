@@ -327,6 +327,11 @@ impl ServerConnection {
         &self.inner.peer
     }
 
+    #[cfg(feature = "internals")]
+    pub(crate) fn mark_connected(&self) {
+        self.inner.state.store(1, Ordering::Release);
+    }
+
     pub(crate) fn mark_disconnected(&self) {
         self.inner.state.store(2, Ordering::Release);
     }
