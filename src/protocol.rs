@@ -352,20 +352,24 @@ pub(crate) mod scan {
     }
 
     impl<'a> Scanner<'a> {
+        #[inline]
         fn peek(&self) -> Option<u8> {
             self.bytes.get(self.pos).copied()
         }
 
+        #[inline]
         fn next(&mut self) -> Option<u8> {
             let b = self.peek()?;
             self.pos += 1;
             Some(b)
         }
 
+        #[inline]
         fn eat(&mut self, b: u8) -> Option<()> {
             (self.next()? == b).then_some(())
         }
 
+        #[inline]
         fn ws(&mut self) {
             while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
                 self.pos += 1;
@@ -373,31 +377,35 @@ pub(crate) mod scan {
         }
 
         /// A string with no escapes and no control characters; its contents.
+        #[inline]
         fn plain_string(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.pos;
-            loop {
-                match self.next()? {
-                    b'"' => return Some(&self.text[start..self.pos - 1]),
-                    b'\\' => return None,
-                    c if c < 0x20 => return None,
-                    _ => {}
-                }
+            let len = self.bytes[start..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            if self.bytes[start + len] != b'"' {
+                return None;
             }
+            self.pos = start + len + 1;
+            self.text.get(start..start + len)
         }
 
         /// Skips a string, checking its escapes (`\u` is left to serde_json).
         fn string(&mut self) -> Option<()> {
             self.eat(b'"')?;
             loop {
+                let run = self.bytes[self.pos..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+                self.pos += run;
                 match self.next()? {
                     b'"' => return Some(()),
                     b'\\' => match self.next()? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         _ => return None,
                     },
-                    c if c < 0x20 => return None,
-                    _ => {}
+                    _ => return None, // a control character
                 }
             }
         }
