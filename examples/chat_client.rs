@@ -15,12 +15,10 @@ fn show(
     event: &'static str,
 ) -> impl Fn(Client, Value) -> std::future::Ready<Result<(), Rejection>> {
     move |_client, payload| {
+        let field = |key: &str| payload[key].as_str().unwrap_or_default().to_owned();
         match event {
-            "message" => println!(
-                "[{}] {}: {}",
-                payload["room"], payload["from"], payload["text"]
-            ),
-            _ => println!("[{}] {} {event}", payload["room"], payload["name"]),
+            "message" => println!("[{}] {}: {}", field("room"), field("from"), field("text")),
+            _ => println!("[{}] {} {event}", field("room"), field("name")),
         }
         std::future::ready(Ok(()))
     }
