@@ -350,3 +350,13 @@ async fn sending_before_the_handshake_is_accepted_is_refused() {
     // Nothing was sent before the handshake response: the next frame answers this ping.
     assert_eq!(raw.request("_p", json!("p"), Value::Null).await["i"], "p");
 }
+
+#[tokio::test]
+async fn a_close_code_not_allowed_on_the_wire_is_sent_as_1000() {
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(conns.recv()).await.unwrap();
+    conn.close(1006, "not a sendable code");
+    let (code, reason, _) = raw.recv_close().await;
+    assert_eq!((code, reason.as_str()), (1000, "not a sendable code"));
+}

@@ -309,7 +309,20 @@ impl ServerConnection {
     /// Closes the connection with a WebSocket close `code` and `reason` (at most 123 bytes;
     /// longer reasons are cut). Returns at once; the close handshake and the `on_disconnect`
     /// hook follow. Closing twice does nothing.
+    ///
+    /// `code` should be one a close frame may carry: 1000–1003, 1007–1014 or 3000–4999
+    /// (roomwire's own are in [`close_code`](crate::protocol::close_code)); any other is
+    /// sent as 1000 and logged.
     pub fn close(&self, code: u16, reason: &str) {
+        let code = if sendable_close_code(code) {
+            code
+        } else {
+            tracing::warn!(
+                code,
+                "close code not allowed on the wire; sending 1000 instead"
+            );
+            crate::protocol::close_code::NORMAL
+        };
         self.inner.peer.close(code, truncate_reason(reason));
     }
 
@@ -497,6 +510,11 @@ fn random_id() -> String {
             c
         })
         .collect()
+}
+
+/// Whether RFC 6455 lets a close frame carry `code` (1004–1006 and 1015 are reserved).
+fn sendable_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// WebSocket close reasons are limited to 123 bytes; cut at a character boundary.
