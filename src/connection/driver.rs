@@ -135,7 +135,7 @@ where
                 timers.last_received = Instant::now();
                 let mut msg = msg;
                 for _ in 0..MAX_BATCH {
-                    match read_event(msg) {
+                    match read_event(peer, msg) {
                         ReadEvent::Text(text) => {
                             if !closing {
                                 route(&ep, &handlers, &mut tasks, &mut handshake, &cfg, text);
@@ -387,7 +387,7 @@ enum ReadEvent {
     Fail { info: CloseInfo, send_close: bool },
 }
 
-fn read_event(msg: Option<Result<Message, WsError>>) -> ReadEvent {
+fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
     let fail = |code: u16, reason: String, send_close: bool| ReadEvent::Fail {
         info: CloseInfo { code, reason },
         send_close,
@@ -397,7 +397,7 @@ fn read_event(msg: Option<Result<Message, WsError>>) -> ReadEvent {
         Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
             Ok(text) => ReadEvent::Text(text),
             Err(_) => {
-                tracing::warn!(error = %protocol::FrameError::NotUtf8, "dropped a frame");
+                peer.report_malformed(&protocol::FrameError::NotUtf8);
                 ReadEvent::Control
             }
         },
@@ -452,7 +452,7 @@ pub(crate) fn route<E: Endpoint>(
     let msg = match protocol::decode(&text) {
         Ok(msg) => msg,
         Err(e) => {
-            tracing::warn!(error = %e, "dropped a malformed frame; the connection stays open");
+            peer.report_malformed(&e);
             return;
         }
     };

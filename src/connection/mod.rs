@@ -326,6 +326,12 @@ impl ServerConnection {
         self.inner.peer.close(code, truncate_reason(reason));
     }
 
+    /// How many malformed frames the client has sent (each was dropped; the connection
+    /// stayed open). The first is logged as a warning, the rest at debug level.
+    pub fn malformed_frames(&self) -> u32 {
+        self.inner.peer.malformed_frames()
+    }
+
     /// How many requests sent on this connection await the client's response.
     pub fn pending_requests(&self) -> usize {
         self.inner.peer.pending.len()

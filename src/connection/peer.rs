@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -42,6 +43,9 @@ pub(crate) struct Peer {
     /// Woken when a frame is queued or a close is requested.
     pub(crate) wake: Notify,
     limit: usize,
+    /// Malformed frames dropped so far: the first is logged as a warning, the rest at debug
+    /// level, so a hostile peer cannot flood the logs.
+    malformed: AtomicU32,
     pub(crate) pending: PendingReplies,
     pub(crate) response_timeout: Duration,
 }
@@ -53,6 +57,7 @@ impl Peer {
             outbound: Mutex::new(Outbound::default()),
             wake: Notify::new(),
             limit: queue.max(1),
+            malformed: AtomicU32::new(0),
             pending: PendingReplies::default(),
             response_timeout,
         }
@@ -83,6 +88,20 @@ impl Peer {
             "Slow consumer: outbound queue full",
         );
         Err(Error::QueueFull)
+    }
+
+    /// For the driver: a frame was dropped as malformed; the connection stays open.
+    pub(crate) fn report_malformed(&self, error: &crate::protocol::FrameError) {
+        if self.malformed.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(%error, "dropped a malformed frame; the connection stays open (further ones on it are logged at debug level)");
+        } else {
+            tracing::debug!(%error, "dropped a malformed frame");
+        }
+    }
+
+    /// How many malformed frames the peer has sent.
+    pub(crate) fn malformed_frames(&self) -> u32 {
+        self.malformed.load(Ordering::Relaxed)
     }
 
     /// For the driver: everything queued, in order (leaving an empty queue behind).
