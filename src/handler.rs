@@ -83,7 +83,16 @@ where
                 return None;
             }
         };
-        let fut = AssertUnwindSafe((self.f)(ep.handle(), req)).catch_unwind();
+        let Some(handle) = ep.handle() else {
+            if let Some(id) = id {
+                let _ = ep.peer().queue(protocol::encode_reject(
+                    &id,
+                    &Rejection::from(crate::Error::Disconnected),
+                ));
+            }
+            return None;
+        };
+        let fut = AssertUnwindSafe((self.f)(handle, req)).catch_unwind();
         let ep = ep.clone();
         let name: Box<str> = if id.is_none() {
             name.into()

@@ -330,3 +330,39 @@ async fn a_server_without_handlers_accepts_the_client() {
     assert_eq!(client.handshake_payload::<Value>().unwrap(), Value::Null);
     client.close().await;
 }
+
+#[tokio::test]
+async fn dropping_every_client_handle_closes_the_connection() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (_server, addr) = start_with(Server::builder(), move |s| {
+        s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
+            let tx = tx.clone();
+            async move {
+                tx.send(info).unwrap();
+            }
+        });
+    })
+    .await;
+    let client = Client::builder(url(addr))
+        .on_request(
+            "q",
+            |_c: Client, (): ()| async move { Ok::<_, Rejection>(()) },
+        )
+        .connect()
+        .await
+        .unwrap();
+    let clone = client.clone();
+    drop(client);
+    // One handle is left: still connected.
+    assert_eq!(
+        clone
+            .send::<_, Value>("missing", &())
+            .await
+            .unwrap_err()
+            .name(),
+        "MessageRejected"
+    );
+    drop(clone);
+    let info = within(rx.recv()).await.unwrap();
+    assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
+}

@@ -21,7 +21,7 @@ mod backoff;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -216,7 +216,10 @@ impl ClientBuilder {
     /// malformed response, [`Error::WebSocket`] when the socket cannot be opened.
     pub async fn connect(self) -> Result<Client, Error> {
         let (state, _) = watch::channel(ClientState::Connecting);
+        let stop = CancellationToken::new();
+        let guard = Arc::new(DropGuard { stop: stop.clone() });
         let client = Client {
+            _guard: guard.clone(),
             inner: Arc::new(ClientInner {
                 config: ClientConfig {
                     url: self.url,
@@ -237,12 +240,13 @@ impl ClientBuilder {
                 link: Mutex::new(None),
                 events: broadcast::channel(64).0,
                 state,
-                stop: CancellationToken::new(),
+                stop,
+                guard: Arc::downgrade(&guard),
             }),
         };
-        match client.open().await {
+        match client.inner.open().await {
             Ok(socket) => {
-                tokio::spawn(supervise(client.clone(), socket));
+                tokio::spawn(supervise(client.inner.clone(), socket));
                 Ok(client)
             }
             Err(e) => {
@@ -278,13 +282,28 @@ struct ClientInner {
     events: broadcast::Sender<ClientEvent>,
     state: watch::Sender<ClientState>,
     stop: CancellationToken,
+    /// Alive while any [`Client`] handle is: the background tasks hold only this.
+    guard: Weak<DropGuard>,
+}
+
+/// Shared by every [`Client`] handle: when the last one goes, the connection is closed.
+struct DropGuard {
+    stop: CancellationToken,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// A client connection to a roomwire (or Line) server. Cheap to clone; every clone is the
-/// same client. It stays connected (and reconnects) until [`close`](Self::close) is called.
+/// same client. It stays connected (and reconnects) until [`close`](Self::close) is called
+/// or the last clone is dropped (which closes it with 1000 in the background).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<ClientInner>,
+    _guard: Arc<DropGuard>,
 }
 
 /// An opened, handshaked socket: its peer and its driver task.
@@ -411,18 +430,28 @@ impl Client {
         let mut state = self.inner.state.subscribe();
         let _ = state.wait_for(|s| *s == ClientState::Closed).await;
     }
+}
+
+impl ClientInner {
+    /// A handle, while any user handle is alive.
+    fn client(self: &Arc<Self>) -> Option<Client> {
+        Some(Client {
+            inner: self.clone(),
+            _guard: self.guard.upgrade()?,
+        })
+    }
 
     fn set_state(&self, state: ClientState) {
-        self.inner.state.send_replace(state);
+        self.state.send_replace(state);
     }
 
     fn emit(&self, event: ClientEvent) {
-        let _ = self.inner.events.send(event);
+        let _ = self.events.send(event);
     }
 
     /// Opens a socket and handshakes.
-    async fn open(&self) -> Result<Socket, Error> {
-        let config = &self.inner.config;
+    async fn open(self: &Arc<Self>) -> Result<Socket, Error> {
+        let config = &self.config;
         self.set_state(ClientState::Connecting);
         let ws_config = websocket_config(4 * 1024, config.max_message_size);
         let connect = tokio_tungstenite::connect_async_with_config(
@@ -449,7 +478,7 @@ impl Client {
         let driver = tokio::spawn(driver::drive(
             ws,
             endpoint,
-            self.inner.handlers.clone(),
+            self.handlers.clone(),
             config.driver,
         ));
 
@@ -502,7 +531,7 @@ impl Client {
         let payload = accepted
             .payload
             .unwrap_or_else(|| RawValue::from_string("null".into()).expect("valid JSON"));
-        *self.inner.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(Link {
+        *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(Link {
             peer: peer.clone(),
             id: id.clone(),
             payload,
@@ -515,8 +544,8 @@ impl Client {
 
 /// Watches the open socket; when it closes, reconnects as the backoff says, until
 /// [`Client::close`], a rejected handshake, or a close with reconnects off.
-async fn supervise(client: Client, mut socket: Socket) {
-    let stop = client.inner.stop.clone();
+async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
+    let stop = client.stop.clone();
     loop {
         let info = tokio::select! {
             info = &mut socket.driver => info,
@@ -529,8 +558,8 @@ async fn supervise(client: Client, mut socket: Socket) {
             code: close_code::INTERNAL_ERROR,
             reason: "connection task failed".into(),
         });
-        *client.inner.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let backoff = match client.inner.config.reconnect {
+        *client.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let backoff = match client.config.reconnect {
             Some(backoff) if !stop.is_cancelled() => backoff,
             _ => {
                 client.emit(ClientEvent::Disconnected {
@@ -573,7 +602,7 @@ async fn supervise(client: Client, mut socket: Socket) {
     }
 }
 
-fn finish(client: &Client) {
+fn finish(client: &ClientInner) {
     client.set_state(ClientState::Closed);
     client.emit(ClientEvent::Closed);
 }
@@ -592,7 +621,7 @@ impl fmt::Debug for Client {
 #[derive(Clone)]
 pub(crate) struct ClientSocket {
     peer: Arc<Peer>,
-    client: Client,
+    client: Arc<ClientInner>,
 }
 
 impl Endpoint for ClientSocket {
@@ -602,8 +631,8 @@ impl Endpoint for ClientSocket {
         &self.peer
     }
 
-    fn handle(&self) -> Client {
-        self.client.clone()
+    fn handle(&self) -> Option<Client> {
+        self.client.client()
     }
 
     fn is_open(&self) -> bool {

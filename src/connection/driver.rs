@@ -54,7 +54,8 @@ pub(crate) trait Endpoint: Clone + Send + Sync + 'static {
     /// What request handlers registered for this kind of endpoint receive.
     type Handle: Clone + Send + 'static;
     fn peer(&self) -> &Peer;
-    fn handle(&self) -> Self::Handle;
+    /// `None` once nothing can use a handle any more (every client handle dropped).
+    fn handle(&self) -> Option<Self::Handle>;
     /// `false` while the handshake is not accepted: named messages are then refused.
     fn is_open(&self) -> bool;
     /// How long the handshake may take, for an endpoint that has one to wait for.

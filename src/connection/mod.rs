@@ -426,8 +426,8 @@ impl Endpoint for ServerConnection {
         &self.inner.peer
     }
 
-    fn handle(&self) -> Self::Handle {
-        self.clone()
+    fn handle(&self) -> Option<Self::Handle> {
+        Some(self.clone())
     }
 
     fn is_open(&self) -> bool {
