@@ -143,20 +143,45 @@ pub(crate) fn response_key(id: Option<&str>) -> Option<u64> {
 }
 
 /// The id of a request from the peer, kept as its raw JSON text so the response echoes
-/// exactly the same value (a string or an integer).
+/// exactly the same value (a string or an integer). Line's ids (4 characters, quoted) and
+/// any other short one are kept inline, without an allocation.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct RawId(Box<str>);
+pub(crate) struct RawId(RawIdRepr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum RawIdRepr {
+    Inline { len: u8, bytes: [u8; RawId::INLINE] },
+    Heap(Box<str>),
+}
 
 impl RawId {
+    const INLINE: usize = 22;
+
     /// `raw` is the validated JSON text of a string or an integer.
     pub(crate) fn new(raw: &str) -> Self {
-        RawId(raw.into())
+        if raw.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..raw.len()].copy_from_slice(raw.as_bytes());
+            RawId(RawIdRepr::Inline {
+                len: raw.len() as u8,
+                bytes,
+            })
+        } else {
+            RawId(RawIdRepr::Heap(raw.into()))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            RawIdRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            RawIdRepr::Heap(s) => s.as_bytes(),
+        }
     }
 }
 
 impl fmt::Debug for RawId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
     }
 }
 
@@ -204,9 +229,36 @@ impl fmt::Debug for Payload {
     }
 }
 
-fn finish(buf: Vec<u8>) -> Utf8Bytes {
-    // serde_json and the literals below only ever write UTF-8.
-    Utf8Bytes::try_from(buf).expect("serde_json writes UTF-8")
+/// Builds a frame: `write` fills a per-thread scratch buffer, and the frame gets a copy of
+/// exactly its size, so the bytes need no second allocation for their shared header and the
+/// scratch buffer's growth is paid once per thread, not per frame.
+fn build_frame(
+    write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<Utf8Bytes> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(256));
+    }
+    let finish = |buf: Vec<u8>| {
+        // serde_json and the literals here only ever write UTF-8.
+        Utf8Bytes::try_from(buf).expect("serde_json writes UTF-8")
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            write(&mut buf)?;
+            let frame = finish(buf.as_slice().to_vec());
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::with_capacity(256); // do not keep a huge payload's buffer
+            }
+            Ok(frame)
+        }
+        // A payload whose Serialize builds another frame: use a buffer of its own.
+        Err(_) => {
+            let mut buf = Vec::with_capacity(128);
+            write(&mut buf)?;
+            Ok(finish(buf))
+        }
+    })
 }
 
 fn write_name(buf: &mut Vec<u8>, name: &str) {
@@ -221,16 +273,18 @@ pub(crate) fn encode_message<T: Serialize + ?Sized>(
     payload: &T,
     id: Option<u64>,
 ) -> serde_json::Result<Utf8Bytes> {
-    let mut buf = Vec::with_capacity(128);
-    write_name(&mut buf, name);
-    buf.extend_from_slice(b",\"p\":");
-    serde_json::to_writer(&mut buf, payload)?;
-    if let Some(id) = id {
-        buf.extend_from_slice(b",\"i\":");
-        buf.extend_from_slice(id.to_string().as_bytes());
-    }
-    buf.push(b'}');
-    Ok(finish(buf))
+    build_frame(|buf| {
+        write_name(buf, name);
+        buf.extend_from_slice(b",\"p\":");
+        serde_json::to_writer(&mut *buf, payload)?;
+        if let Some(id) = id {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(buf, ",\"i\":{id}");
+        }
+        buf.push(b'}');
+        Ok(())
+    })
 }
 
 /// `{"n":"_r","i":id,"p":payload,"e":null}`.
@@ -238,32 +292,35 @@ pub(crate) fn encode_resolve<T: Serialize + ?Sized>(
     id: &RawId,
     payload: &T,
 ) -> serde_json::Result<Utf8Bytes> {
-    let mut buf = Vec::with_capacity(128);
-    buf.extend_from_slice(b"{\"n\":\"_r\",\"i\":");
-    buf.extend_from_slice(id.0.as_bytes());
-    buf.extend_from_slice(b",\"p\":");
-    serde_json::to_writer(&mut buf, payload)?;
-    buf.extend_from_slice(b",\"e\":null}");
-    Ok(finish(buf))
+    build_frame(|buf| {
+        buf.extend_from_slice(b"{\"n\":\"_r\",\"i\":");
+        buf.extend_from_slice(id.as_bytes());
+        buf.extend_from_slice(b",\"p\":");
+        serde_json::to_writer(&mut *buf, payload)?;
+        buf.extend_from_slice(b",\"e\":null}");
+        Ok(())
+    })
 }
 
 /// `{"n":"_r","i":id,"e":{"name":...,"message":...}}`.
 pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
-    let mut buf = Vec::with_capacity(96);
-    buf.extend_from_slice(b"{\"n\":\"_r\",\"i\":");
-    buf.extend_from_slice(id.0.as_bytes());
-    buf.extend_from_slice(b",\"e\":");
-    let mark = buf.len();
-    if serde_json::to_writer(&mut buf, rejection).is_err() {
-        // A rejection holds only strings and JSON values, so this cannot happen; still,
-        // send a plain internal error rather than a broken frame.
-        buf.truncate(mark);
-        buf.extend_from_slice(
-            b"{\"name\":\"InternalError\",\"message\":\"rejection not serializable\"}",
-        );
-    }
-    buf.push(b'}');
-    finish(buf)
+    let frame = build_frame(|buf| {
+        buf.extend_from_slice(b"{\"n\":\"_r\",\"i\":");
+        buf.extend_from_slice(id.as_bytes());
+        buf.extend_from_slice(b",\"e\":");
+        let mark = buf.len();
+        if serde_json::to_writer(&mut *buf, rejection).is_err() {
+            // A rejection holds only strings and JSON values, so this cannot happen; still,
+            // send a plain internal error rather than a broken frame.
+            buf.truncate(mark);
+            buf.extend_from_slice(
+                b"{\"name\":\"InternalError\",\"message\":\"rejection not serializable\"}",
+            );
+        }
+        buf.push(b'}');
+        Ok(())
+    });
+    frame.expect("the writer above never fails")
 }
 
 /// The fast path of [`decode`]: a single pass over the frame for the shape every Line and
@@ -548,6 +605,32 @@ mod tests {
     }
 
     #[test]
+    fn long_ids_are_echoed_too() {
+        let raw = format!("\"{}\"", "x".repeat(100));
+        let frame = encode_resolve(&RawId::new(&raw), &1).unwrap();
+        assert_eq!(
+            frame.as_str(),
+            format!(r#"{{"n":"_r","i":{raw},"p":1,"e":null}}"#)
+        );
+    }
+
+    #[test]
+    fn a_payload_that_encodes_a_frame_while_serializing_still_encodes() {
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = encode_message("inner", &1, None).unwrap();
+                s.serialize_str(inner.as_str())
+            }
+        }
+        let frame = encode_message("outer", &Nested, Some(5)).unwrap();
+        assert_eq!(
+            frame.as_str(),
+            r#"{"n":"outer","p":"{\"n\":\"inner\",\"p\":1}","i":5}"#
+        );
+    }
+
+    #[test]
     fn error_false_means_success() {
         let ok = decode(r#"{"n":"_r","i":1,"e":false}"#).unwrap();
         assert!(!is_error(ok.error));
@@ -563,7 +646,7 @@ mod tests {
         assert_eq!(f.as_str(), r#"{"n":"say \"hi\"","p":{"a":1},"i":9}"#);
         let f = encode_message("n", &(), None).unwrap();
         assert_eq!(f.as_str(), r#"{"n":"n","p":null}"#);
-        let id = RawId("\"ab\"".into());
+        let id = RawId::new("\"ab\"");
         let f = encode_reject(&id, &Rejection::new("NoHandler", "none"));
         assert_eq!(
             f.as_str(),
