@@ -280,7 +280,7 @@ async fn a_payload_of_the_wrong_shape_gives_a_clear_error() {
 
 #[tokio::test]
 async fn a_panicking_handshake_handler_rejects_with_internal_error() {
-    let (server, addr) = start_with(Server::builder(), |s| {
+    let (_server, addr) = start_with(Server::builder(), |s| {
         s.on_handshake(|_c: ServerConnection, _hs: Handshake| async move {
             panic!("boom");
         });
@@ -295,5 +295,4 @@ async fn a_panicking_handshake_handler_rejects_with_internal_error() {
     let mut other = Raw::connect(addr).await;
     other.send(json!({"n": "_p", "i": "p"})).await;
     assert_eq!(other.recv().await["p"], "pong");
-    drop(server);
 }

@@ -48,7 +48,7 @@ async fn next_is(raw: &mut Raw, expected: Value) {
 #[tokio::test]
 async fn rooms_are_created_on_first_join_and_removed_on_last_leave() {
     let (server, addr, mut conns) = server().await;
-    let mut m = members(addr, &mut conns, 2).await;
+    let m = members(addr, &mut conns, 2).await;
     let (a, b) = (m[0].1.clone(), m[1].1.clone());
     assert!(server.rooms().is_empty());
     a.join("red").unwrap();
@@ -72,7 +72,6 @@ async fn rooms_are_created_on_first_join_and_removed_on_last_leave() {
     a.leave_all();
     assert!(server.rooms().is_empty() && a.rooms().is_empty());
     assert!(server.rooms_of("nobody").is_none());
-    drop(m.pop());
 }
 
 #[tokio::test]
