@@ -428,7 +428,11 @@ pub(crate) mod scan {
 
         #[inline]
         fn ws(&mut self) {
-            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            // Every JSON whitespace byte is <= b' ': one comparison in the usual case.
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
                 self.pos += 1;
             }
         }
