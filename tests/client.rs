@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{start, start_with, within};
+use common::{report_disconnects, start, start_with, within};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Notify};
 
@@ -306,19 +306,11 @@ async fn the_client_never_reconnects_after_its_handshake_was_rejected() {
 
 #[tokio::test]
 async fn closing_the_client_is_a_normal_close_for_the_server() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_server, addr) = start_with(Server::builder(), move |s| {
-        s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
-            let tx = tx.clone();
-            async move {
-                tx.send(info).unwrap();
-            }
-        });
-    })
-    .await;
+    let (server, addr) = start(Server::builder().build()).await;
+    let mut rx = report_disconnects(&server);
     let client = Client::builder(url(addr)).connect().await.unwrap();
     client.close().await;
-    let info = within(rx.recv()).await.unwrap();
+    let (_, info) = within(rx.recv()).await.unwrap();
     assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
 }
 
@@ -333,24 +325,9 @@ async fn a_server_without_handlers_accepts_the_client() {
 
 #[tokio::test]
 async fn dropping_every_client_handle_closes_the_connection() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_server, addr) = start_with(Server::builder(), move |s| {
-        s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
-            let tx = tx.clone();
-            async move {
-                tx.send(info).unwrap();
-            }
-        });
-    })
-    .await;
-    let client = Client::builder(url(addr))
-        .on_request(
-            "q",
-            |_c: Client, (): ()| async move { Ok::<_, Rejection>(()) },
-        )
-        .connect()
-        .await
-        .unwrap();
+    let (server, addr) = start(Server::builder().build()).await;
+    let mut rx = report_disconnects(&server);
+    let client = Client::builder(url(addr)).connect().await.unwrap();
     let clone = client.clone();
     drop(client);
     // One handle is left: still connected.
@@ -363,6 +340,6 @@ async fn dropping_every_client_handle_closes_the_connection() {
         "MessageRejected"
     );
     drop(clone);
-    let info = within(rx.recv()).await.unwrap();
+    let (_, info) = within(rx.recv()).await.unwrap();
     assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
 }

@@ -4,10 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start_handing_out, start_with, within, Raw};
-use roomwire::{CloseInfo, Error, Server, ServerConnection};
+use common::{report_disconnects, start, start_handing_out, start_with, within, Raw};
+use roomwire::{Error, Server};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 #[tokio::test]
 async fn pings_are_answered_with_pong_when_connected() {
@@ -36,21 +35,14 @@ async fn a_silent_client_is_pinged_and_stays_when_it_answers() {
 
 #[tokio::test]
 async fn an_unanswered_ping_closes_4201() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let (_server, addr) = start_with(
+    let (server, addr) = start(
         Server::builder()
             .ping_interval(Duration::from_millis(100))
-            .response_timeout(Duration::from_millis(100)),
-        move |s| {
-            s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
-                let tx = tx.clone();
-                async move {
-                    tx.send(info).unwrap();
-                }
-            });
-        },
+            .response_timeout(Duration::from_millis(100))
+            .build(),
     )
     .await;
+    let mut rx = report_disconnects(&server);
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let (code, reason, before) = raw.recv_close().await;
     assert_eq!(
@@ -60,7 +52,7 @@ async fn an_unanswered_ping_closes_4201() {
     );
     assert_eq!(before[0]["n"], "_p");
     assert_eq!((code, reason.as_str()), (4201, "Ping failed"));
-    let info = within(rx.recv()).await.unwrap();
+    let (_, info) = within(rx.recv()).await.unwrap();
     assert_eq!(info.code, 4201);
 }
 

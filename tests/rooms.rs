@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, start_handing_out, start_with, within, Raw};
+use common::{eventually, report_disconnects, start_handing_out, start_with, within, Raw};
 use roomwire::{CloseInfo, Error, Handshake, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
@@ -225,19 +225,13 @@ async fn awaited_broadcast_streams_results_as_they_arrive() {
 
 #[tokio::test]
 async fn a_room_member_that_never_reads_is_closed_as_a_slow_consumer() {
-    let (tx, mut closed) = mpsc::unbounded_channel();
     let (server, addr, mut conns) = start_handing_out(
         Server::builder()
             .outbound_queue(4)
             .close_timeout(Duration::from_millis(200)),
     )
     .await;
-    server.on_disconnect(move |c: ServerConnection, info: CloseInfo| {
-        let tx = tx.clone();
-        async move {
-            let _ = tx.send((c.id(), info));
-        }
-    });
+    let mut closed = report_disconnects(&server);
     let mut m = members(addr, &mut conns, 2).await;
     for (_, c) in &m {
         c.join("flood").unwrap();
@@ -253,8 +247,8 @@ async fn a_room_member_that_never_reads_is_closed_as_a_slow_consumer() {
             break;
         }
     }
-    let (id, info) = info.expect("the slow consumer was never closed");
-    assert_eq!(id, stuck);
+    let (conn, info) = info.expect("the slow consumer was never closed");
+    assert_eq!(conn.id(), stuck);
     assert_eq!(info.code, 4210);
     assert_eq!(
         server.room_size("flood"),

@@ -4,10 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{start, start_handing_out, start_with, within, Raw};
-use roomwire::{CloseInfo, Error, Server, ServerConnection, ServerStatus};
+use common::{report_disconnects, start, start_handing_out, start_with, within, Raw};
+use roomwire::{Error, Server, ServerConnection, ServerStatus};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 #[tokio::test]
 async fn lookup_and_listing_see_only_handshaked_connections() {
@@ -112,19 +111,11 @@ async fn connections_past_the_limit_are_refused_with_503() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_as_a_slow_consumer() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let builder = Server::builder()
         .outbound_queue(4)
         .close_timeout(Duration::from_millis(200));
-    let (server, addr) = start_with(builder, move |s| {
-        s.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
-            let tx = tx.clone();
-            async move {
-                tx.send(info).unwrap();
-            }
-        });
-    })
-    .await;
+    let (server, addr) = start(builder.build()).await;
+    let mut rx = report_disconnects(&server);
     let (_reader_that_never_reads, _) = Raw::handshaked(addr, Value::Null).await;
     let (mut healthy, _) = Raw::handshaked(addr, Value::Null).await;
     let big = "x".repeat(64 * 1024);
@@ -133,7 +124,7 @@ async fn a_client_that_never_reads_is_closed_as_a_slow_consumer() {
         server.broadcast("flood", &big).unwrap();
         // The healthy reader keeps up with every frame.
         assert_eq!(healthy.recv().await["n"], "flood");
-        if let Ok(info) = rx.try_recv() {
+        if let Ok((_, info)) = rx.try_recv() {
             closed = Some(info);
             break;
         }

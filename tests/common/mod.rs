@@ -55,6 +55,20 @@ pub async fn start_handing_out(
     (server, addr, rx)
 }
 
+/// Registers an `on_disconnect` hook that reports every closed connection and how it closed.
+pub fn report_disconnects(
+    server: &Server,
+) -> tokio::sync::mpsc::UnboundedReceiver<(roomwire::ServerConnection, roomwire::CloseInfo)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    server.on_disconnect(
+        move |c: roomwire::ServerConnection, info: roomwire::CloseInfo| {
+            let _ = tx.send((c, info));
+            async {}
+        },
+    );
+    rx
+}
+
 /// Awaits `fut`, failing the test if it takes longer than [`WAIT`].
 pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
     tokio::time::timeout(WAIT, fut)
