@@ -223,18 +223,18 @@ impl BroadcastOperator {
         let id = next_request_id();
         let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
         let timeout = self.timeout.unwrap_or(self.server.config.response_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now() + timeout;
         let name: Arc<str> = Arc::from(name);
         let pending = FuturesUnordered::new();
         self.server
             .rooms
             .for_each_target(&self.rooms, &self.except, |conn| {
-                let started = Waiting::start(conn.clone(), id, frame.clone());
+                let started = Waiting::start(conn.clone(), id, frame.clone(), deadline);
                 let (conn, name) = (conn.clone(), name.clone());
                 pending.push(Box::pin(async move {
                     let result = match started {
                         Ok(waiting) => waiting
-                            .reply(&name, timeout, deadline)
+                            .reply(&name, timeout)
                             .await
                             .and_then(|p| p.deserialize().map_err(Error::InvalidJson)),
                         Err(e) => Err(e),

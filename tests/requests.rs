@@ -224,6 +224,26 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
 }
 
 #[tokio::test]
+async fn a_request_times_out_while_the_socket_is_stalled_by_a_peer_that_does_not_read() {
+    let (_server, addr, mut conns) =
+        start_handing_out(Server::builder().outbound_queue(100_000)).await;
+    let (_never_reads, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(conns.recv()).await.unwrap();
+    // Far more than the socket buffers on both ends hold: the connection's writer stalls,
+    // and the request below stays queued behind these frames.
+    let big = "x".repeat(64 * 1024);
+    for _ in 0..400 {
+        conn.send_without_response("flood", &big).unwrap();
+    }
+    let outcome = within(conn.send_timeout::<_, Value>("q", &(), Duration::from_millis(200))).await;
+    assert!(
+        matches!(outcome, Err(Error::Timeout { .. })),
+        "expected a timeout, got {outcome:?}"
+    );
+    assert_eq!(conn.pending_requests(), 0);
+}
+
+#[tokio::test]
 async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
     let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;

@@ -6,12 +6,14 @@
 //! (the handshake, who handlers receive) comes from the [`Endpoint`].
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -19,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::peer::Peer;
+use super::pending::EXPIRY_RESOLUTION;
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers};
 use crate::protocol::{self, close_code, names, Payload, RawId};
@@ -101,10 +104,15 @@ where
         close_at: None,
         ping_interval: cfg.ping_interval,
         last_received: started,
+        last_expiry: started,
+        armed: started,
+        stale: false,
     };
-    // One timer for every deadline (handshake, ping, close): an idle connection holds one.
-    let timer = tokio::time::sleep_until(timers.next(&ep, false, started).into());
+    // One timer for every deadline (handshake, ping, close, the pending requests' timeouts):
+    // an idle connection holds one.
+    let timer = tokio::time::sleep_until(started.into());
     tokio::pin!(timer);
+    timers.arm(timer.as_mut(), &ep, false, started);
 
     // Set once a close frame was sent or received: from then on only reading goes on.
     let mut closing = false;
@@ -118,7 +126,12 @@ where
             biased;
             () = &mut wake, if !closing => {
                 wake.set(peer.wake.notified());
-                match flush_queue(&mut ws, peer, &mut wake, cfg.close_timeout).await {
+                let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout).await;
+                // A request queued since carries a deadline the timer may not cover yet.
+                if timers.stale || peer.pending.earliest().is_some_and(|at| at < timers.armed) {
+                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                }
+                match flushed {
                     Flushed::Idle => {}
                     Flushed::CloseRequested => {
                         closing = true;
@@ -127,7 +140,7 @@ where
                             Err(info) => break info,
                         }
                         timers.close_at = Some(Instant::now() + cfg.close_timeout);
-                        timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), Instant::now()).into());
+                        timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                     }
                     Flushed::Failed(info) => break ended.take().unwrap_or(info),
                 }
@@ -148,7 +161,7 @@ where
                             if !closing {
                                 closing = true;
                                 timers.close_at = Some(Instant::now() + cfg.close_timeout);
-                                timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), Instant::now()).into());
+                                timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                             }
                             ended.get_or_insert(info);
                         }
@@ -186,7 +199,7 @@ where
                     Ok(_) | Err(Error::Disconnected) => {}
                     Err(_) => peer.close(close_code::PING_FAILED, "Ping failed"),
                 }
-                timer.as_mut().reset(timers.next(&ep, false, Instant::now()).into());
+                timers.arm(timer.as_mut(), &ep, false, Instant::now());
             }
             () = &mut timer => {
                 let now = Instant::now();
@@ -206,12 +219,13 @@ where
                         timers.handshake_at = None;
                     }
                 }
+                timers.expire_due(peer, now);
                 let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
                 if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
                     let ep = ep.clone();
                     auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
                 }
-                timer.as_mut().reset(timers.next(&ep, auto_ping.is_some(), now).into());
+                timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), now);
             }
         }
     };
@@ -232,9 +246,53 @@ struct Timers {
     close_at: Option<Instant>,
     ping_interval: Duration,
     last_received: Instant,
+    /// When the pending table was last scanned for expired requests.
+    last_expiry: Instant,
+    /// When the timer is set to fire.
+    armed: Instant,
+    /// The timer was set for some deadlines only: it must be armed again.
+    stale: bool,
 }
 
 impl Timers {
+    /// Sets the timer for the next deadline.
+    fn arm<E: Endpoint>(&mut self, timer: Pin<&mut Sleep>, ep: &E, pinging: bool, now: Instant) {
+        self.armed = self.next(ep, pinging, now);
+        self.stale = false;
+        timer.reset(self.armed.into());
+    }
+
+    /// While a write stalls: sets the timer for the pending requests' next deadline, or
+    /// `otherwise` if it is later, and marks the timer for a full re-arm afterwards.
+    fn arm_for_pending(&mut self, timer: Pin<&mut Sleep>, peer: &Peer, otherwise: Instant) {
+        let next = self
+            .pending_next(peer)
+            .map_or(otherwise, |at| at.min(otherwise));
+        if next != self.armed {
+            self.armed = next;
+            self.stale = true;
+            timer.reset(next.into());
+        }
+    }
+
+    /// When the pending table is next due a scan for expired requests (at most once per
+    /// [`EXPIRY_RESOLUTION`]).
+    fn pending_next(&self, peer: &Peer) -> Option<Instant> {
+        peer.pending
+            .earliest()
+            .map(|at| at.max(self.last_expiry + EXPIRY_RESOLUTION))
+    }
+
+    /// Times out the pending requests that are due (see [`PendingReplies::expire`]).
+    ///
+    /// [`PendingReplies::expire`]: super::pending::PendingReplies::expire
+    fn expire_due(&mut self, peer: &Peer, now: Instant) {
+        if peer.pending.earliest().is_some_and(|at| at <= now) {
+            peer.pending.expire(now);
+            self.last_expiry = now;
+        }
+    }
+
     /// When the timer should fire next. Receiving a frame does not move the timer: when it
     /// fires early it re-arms for the ping that is really due.
     fn next<E: Endpoint>(&self, ep: &E, pinging: bool, now: Instant) -> Instant {
@@ -245,10 +303,14 @@ impl Timers {
         } else {
             (self.last_received + self.ping_interval).max(now)
         };
-        [self.handshake_at, self.close_at]
-            .into_iter()
-            .flatten()
-            .fold(ping, Instant::min)
+        [
+            self.handshake_at,
+            self.close_at,
+            self.pending_next(ep.peer()),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(ping, Instant::min)
     }
 }
 
@@ -280,10 +342,16 @@ enum Flushed {
 /// through: the write races the queue's wake-up. Once a close is requested the batch may
 /// still finish within the close timeout, so frames already taken are not lost to a peer
 /// that does read.
+///
+/// Requests still time out while a write stalls: the timer is served here too (only for
+/// them; the other deadlines wait for the write, and the timer is re-armed for all of them
+/// once it is done).
 async fn flush_queue<'p, S>(
     ws: &mut WebSocketStream<S>,
     peer: &'p Peer,
-    wake: &mut std::pin::Pin<&mut tokio::sync::futures::Notified<'p>>,
+    wake: &mut Pin<&mut tokio::sync::futures::Notified<'p>>,
+    mut timer: Pin<&mut Sleep>,
+    timers: &mut Timers,
     close_timeout: Duration,
 ) -> Flushed
 where
@@ -305,8 +373,16 @@ where
                 tokio::select! {
                     biased;
                     written = &mut write => break written,
+                    () = timer.as_mut() => {
+                        let now = Instant::now();
+                        timers.expire_due(peer, now);
+                        timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
+                    }
                     () = wake.as_mut() => {
                         wake.set(peer.wake.notified());
+                        // A request queued meanwhile may be due before the timer fires.
+                        let armed = timers.armed;
+                        timers.arm_for_pending(timer.as_mut(), peer, armed);
                         if let Some(request) = peer.close_request() {
                             match tokio::time::timeout(close_timeout, &mut write).await {
                                 Ok(Ok(())) => return Flushed::CloseRequested,

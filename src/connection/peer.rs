@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::pending::{next_request_id, PendingReplies};
+use super::pending::{next_request_id, Outcome, PendingReplies};
 use crate::error::Error;
 use crate::protocol::{self, close_code, names, Payload};
 
@@ -171,9 +171,8 @@ impl Peer {
         frame: Utf8Bytes,
         timeout: Duration,
     ) -> Result<Payload, Error> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        Waiting::start(self, id, frame)?
-            .reply(name, timeout, deadline)
+        Waiting::start(self, id, frame, Instant::now() + timeout)?
+            .reply(name, timeout)
             .await
     }
 
@@ -218,29 +217,29 @@ impl Peer {
 pub(crate) struct Waiting<P: AsRef<Peer>> {
     peer: P,
     id: u64,
-    rx: tokio::sync::oneshot::Receiver<super::pending::Reply>,
 }
 
 impl<P: AsRef<Peer>> Waiting<P> {
-    /// Registers `id` with `peer` and queues `frame`.
-    pub(crate) fn start(peer: P, id: u64, frame: Utf8Bytes) -> Result<Self, Error> {
-        let rx = peer.as_ref().pending.insert(id)?;
-        let waiting = Waiting { peer, id, rx };
+    /// Registers `id` with `peer`, to time out at `deadline`, and queues `frame`.
+    pub(crate) fn start(
+        peer: P,
+        id: u64,
+        frame: Utf8Bytes,
+        deadline: Instant,
+    ) -> Result<Self, Error> {
+        peer.as_ref().pending.insert(id, deadline)?;
+        let waiting = Waiting { peer, id };
         waiting.peer.as_ref().queue(frame)?;
         Ok(waiting)
     }
 
-    /// The response, or [`Error::Timeout`] (naming `name` and `timeout`) at `deadline`.
-    pub(crate) async fn reply(
-        mut self,
-        name: &str,
-        timeout: Duration,
-        deadline: tokio::time::Instant,
-    ) -> Result<Payload, Error> {
-        match tokio::time::timeout_at(deadline, &mut self.rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(Error::Disconnected),
-            Err(_) => Err(Error::Timeout {
+    /// The response, or [`Error::Timeout`] (naming `name` and `timeout`) once the deadline
+    /// passed: the connection's driver enforces it.
+    pub(crate) async fn reply(self, name: &str, timeout: Duration) -> Result<Payload, Error> {
+        let outcome = std::future::poll_fn(|cx| self.peer.as_ref().pending.poll(self.id, cx)).await;
+        match outcome {
+            Outcome::Reply(reply) => reply,
+            Outcome::TimedOut => Err(Error::Timeout {
                 name: name.to_owned(),
                 timeout,
             }),

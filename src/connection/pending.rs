@@ -1,18 +1,29 @@
 //! [`PendingReplies`]: the requests a connection sent that await the peer's response.
+//!
+//! Each entry is its own one-shot slot: the waiter's waker while it waits, then the outcome
+//! until the waiter takes it. Deadlines live in the entries too and are enforced by the
+//! connection's driver with the one timer it already has (see [`expire`](PendingReplies::expire)),
+//! so a request costs no allocation and no timer registration of its own.
 
 use crate::fast_hash::FastHash;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-
-use tokio::sync::oneshot;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::protocol::Payload;
 
-/// What a pending request ends with: the peer's payload, or an error
-/// ([`Error::Rejected`] or [`Error::Disconnected`]). Timeouts are decided by the waiter.
-pub(crate) type Reply = Result<Payload, Error>;
+/// What a pending request ends with.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The peer's payload, or an error ([`Error::Rejected`], [`Error::Disconnected`]).
+    Reply(Result<Payload, Error>),
+    /// The deadline passed first. The waiter knows the request's name and timeout, so it
+    /// builds the [`Error::Timeout`].
+    TimedOut,
+}
 
 /// Request ids come from one process-wide counter, so no two requests in flight anywhere share
 /// an id and a broadcast that awaits replies can use one id (and one encoded frame) for all
@@ -23,21 +34,59 @@ pub(crate) fn next_request_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How often, at most, the driver scans the table for expired entries: timeouts are enforced
+/// to within this (tokio's own timers round to a millisecond too).
+pub(crate) const EXPIRY_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// No deadline at all (an empty table).
+const NONE: u64 = u64::MAX;
+
 /// The pending-reply table of one connection.
 ///
 /// Every entry ends exactly once: [`complete`](Self::complete) (response),
-/// [`remove`](Self::remove) by its waiter (timeout or cancellation: see
-/// [`Waiting`](super::peer::Waiting)), or [`close`](Self::close) (disconnect). After
-/// `close` nothing can be inserted, so nothing can wait forever.
-#[derive(Debug, Default)]
+/// [`expire`](Self::expire) (deadline), [`close`](Self::close) (disconnect), or
+/// [`remove`](Self::remove) by its waiter when it stops waiting (see
+/// [`Waiting`](super::peer::Waiting)). After `close` nothing can be inserted, so nothing can
+/// wait forever.
+#[derive(Debug)]
 pub(crate) struct PendingReplies {
     inner: Mutex<Table>,
+    /// Deadlines are kept as nanoseconds since this instant.
+    epoch: Instant,
+    /// No entry's deadline is earlier than this (nanoseconds since `epoch`; [`NONE`] when
+    /// the table holds none). The driver arms its timer with it. Written under the lock.
+    earliest: AtomicU64,
+}
+
+impl Default for PendingReplies {
+    fn default() -> Self {
+        PendingReplies {
+            inner: Mutex::default(),
+            epoch: Instant::now(),
+            earliest: AtomicU64::new(NONE),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Table {
-    waiting: HashMap<u64, oneshot::Sender<Reply>, FastHash>,
+    entries: HashMap<u64, Entry, FastHash>,
     closed: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Nanoseconds since the table's epoch.
+    deadline: u64,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// No outcome yet; the waker of whoever polled last.
+    Waiting(Option<Waker>),
+    /// Ended; the waiter has not taken the outcome yet.
+    Done(Outcome),
 }
 
 impl PendingReplies {
@@ -47,68 +96,170 @@ impl PendingReplies {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers `id`: the returned receiver gets its reply. Whoever registers must
+    fn nanos(&self, at: Instant) -> u64 {
+        // Saturates: u64 nanoseconds last 584 years.
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(NONE - 1)
+    }
+
+    /// Registers `id`, to end by `deadline` at the latest. Whoever registers must
     /// [`remove`](Self::remove) it when it stops waiting (see [`Waiting`]).
-    pub(crate) fn insert(&self, id: u64) -> Result<oneshot::Receiver<Reply>, Error> {
-        let (tx, rx) = oneshot::channel();
+    ///
+    /// [`Waiting`]: super::peer::Waiting
+    pub(crate) fn insert(&self, id: u64, deadline: Instant) -> Result<(), Error> {
+        let deadline = self.nanos(deadline);
         let mut table = self.table();
         if table.closed {
             return Err(Error::Disconnected);
         }
-        table.waiting.insert(id, tx);
-        Ok(rx)
+        table.entries.insert(
+            id,
+            Entry {
+                deadline,
+                state: State::Waiting(None),
+            },
+        );
+        if deadline < self.earliest.load(Ordering::Relaxed) {
+            self.earliest.store(deadline, Ordering::Release);
+        }
+        Ok(())
     }
 
-    /// Forgets `id` (the waiter gave up); nothing if it was already answered.
+    /// The outcome of `id` once it has one (taking it and removing the entry); until then,
+    /// `cx`'s waker is woken when it does.
+    pub(crate) fn poll(&self, id: u64, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut table = self.table();
+        let Some(entry) = table.entries.get_mut(&id) else {
+            // Only `close` ends an entry without leaving its outcome (it empties the table).
+            return Poll::Ready(Outcome::Reply(Err(Error::Disconnected)));
+        };
+        match &mut entry.state {
+            State::Waiting(waker) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            State::Done(_) => match table.entries.remove(&id).map(|e| e.state) {
+                Some(State::Done(outcome)) => Poll::Ready(outcome),
+                _ => unreachable!("the entry was just seen done"),
+            },
+        }
+    }
+
+    /// Forgets `id` (its waiter stopped waiting); nothing if it is gone already.
     pub(crate) fn remove(&self, id: u64) {
-        self.table().waiting.remove(&id);
+        self.table().entries.remove(&id);
     }
 
     /// Delivers a response; `false` when nothing waits for `id` (late, unknown or duplicate).
-    pub(crate) fn complete(&self, id: u64, reply: Reply) -> bool {
-        let waiter = self.table().waiting.remove(&id);
-        match waiter {
-            Some(tx) => {
-                // The waiter may have given up this instant; that is its outcome then.
-                let _ = tx.send(reply);
-                true
+    pub(crate) fn complete(&self, id: u64, reply: Result<Payload, Error>) -> bool {
+        let waker = {
+            let mut table = self.table();
+            match table.entries.get_mut(&id) {
+                Some(Entry {
+                    state: state @ State::Waiting(_),
+                    ..
+                }) => match std::mem::replace(state, State::Done(Outcome::Reply(reply))) {
+                    State::Waiting(waker) => waker,
+                    State::Done(_) => unreachable!("the entry was just seen waiting"),
+                },
+                _ => return false,
             }
-            None => false,
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
+        true
+    }
+
+    /// No deadline in the table is earlier than this; `None` when it holds none.
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        match self.earliest.load(Ordering::Acquire) {
+            NONE => None,
+            nanos => Some(self.epoch + Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Ends every entry whose deadline is `now` or earlier with [`Outcome::TimedOut`], and
+    /// returns the earliest deadline left.
+    ///
+    /// One pass over the table. The driver calls it when its timer reaches
+    /// [`earliest`](Self::earliest), at most once per [`EXPIRY_RESOLUTION`]; answered
+    /// requests leave nothing behind, so in the usual case (replies well within the timeout)
+    /// that is one pass per timeout period.
+    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let now = self.nanos(now);
+        let mut expired = Vec::new();
+        {
+            let mut table = self.table();
+            let mut earliest = NONE;
+            for entry in table.entries.values_mut() {
+                if let State::Waiting(waker) = &mut entry.state {
+                    if entry.deadline <= now {
+                        expired.extend(waker.take());
+                        entry.state = State::Done(Outcome::TimedOut);
+                    } else {
+                        earliest = earliest.min(entry.deadline);
+                    }
+                }
+            }
+            self.earliest.store(earliest, Ordering::Release);
+        }
+        for waker in expired {
+            waker.wake();
+        }
+        self.earliest()
     }
 
     /// Fails everything pending with [`Error::Disconnected`] and refuses new entries.
     pub(crate) fn close(&self) {
-        let waiting = {
+        let entries = {
             let mut table = self.table();
             table.closed = true;
-            std::mem::take(&mut table.waiting)
+            self.earliest.store(NONE, Ordering::Release);
+            std::mem::take(&mut table.entries)
         };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(Error::Disconnected));
+        for (_, entry) in entries {
+            if let State::Waiting(Some(waker)) = entry.state {
+                waker.wake();
+            }
         }
     }
 
-    /// How many requests are waiting for a response.
+    /// How many requests have no outcome yet, or one their caller has not taken yet.
     pub(crate) fn len(&self) -> usize {
-        self.table().waiting.len()
+        self.table().entries.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
+
+    fn poll(t: &PendingReplies, id: u64) -> Poll<Outcome> {
+        t.poll(id, &mut Context::from_waker(Waker::noop()))
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
 
     #[test]
     fn every_outcome_leaves_the_table_empty() {
         let t = PendingReplies::default();
-        let mut rx = t.insert(1).unwrap();
+        t.insert(1, far()).unwrap();
+        assert!(poll(&t, 1).is_pending());
         assert_eq!(t.len(), 1);
         assert!(t.complete(1, Err(Error::Disconnected)));
-        assert!(rx.try_recv().is_ok());
+        assert!(matches!(
+            poll(&t, 1),
+            Poll::Ready(Outcome::Reply(Err(Error::Disconnected)))
+        ));
         assert_eq!(t.len(), 0);
-        // Given up without an answer (timeout, cancellation).
-        let _rx = t.insert(2).unwrap();
+        // Given up without an answer (cancellation).
+        t.insert(2, far()).unwrap();
         t.remove(2);
         assert_eq!(t.len(), 0);
         assert!(
@@ -120,10 +271,40 @@ mod tests {
     #[test]
     fn close_fails_waiters_and_refuses_new_ones() {
         let t = PendingReplies::default();
-        let mut rx = t.insert(1).unwrap();
+        t.insert(1, far()).unwrap();
         t.close();
-        assert!(matches!(rx.try_recv(), Ok(Err(Error::Disconnected))));
-        assert!(matches!(t.insert(2), Err(Error::Disconnected)));
+        assert!(matches!(
+            poll(&t, 1),
+            Poll::Ready(Outcome::Reply(Err(Error::Disconnected)))
+        ));
+        assert!(matches!(t.insert(2, far()), Err(Error::Disconnected)));
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.earliest(), None);
+    }
+
+    #[test]
+    fn expire_ends_only_what_is_due_and_tracks_the_earliest_deadline() {
+        let t = PendingReplies::default();
+        let now = Instant::now();
+        let soon = now + Duration::from_millis(5);
+        let later = now + Duration::from_secs(5);
+        t.insert(1, later).unwrap();
+        t.insert(2, soon).unwrap();
+        assert!(t.earliest().unwrap() <= soon);
+        assert_eq!(t.expire(now), t.earliest());
+        assert!(poll(&t, 2).is_pending(), "not due yet");
+
+        let left = t.expire(soon).expect("one entry is left");
+        assert!(left > soon && left <= later);
+        assert!(matches!(poll(&t, 2), Poll::Ready(Outcome::TimedOut)));
+        assert!(poll(&t, 1).is_pending());
+        assert!(
+            !t.complete(2, Err(Error::Disconnected)),
+            "a reply after the timeout matches nothing"
+        );
+        assert!(t.complete(1, Err(Error::Disconnected)));
+        assert!(poll(&t, 1).is_ready());
+        assert_eq!(t.expire(later), None);
         assert_eq!(t.len(), 0);
     }
 }
