@@ -263,8 +263,15 @@ fn build_frame(
 
 fn write_name(buf: &mut Vec<u8>, name: &str) {
     buf.extend_from_slice(b"{\"n\":");
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, name);
+    if scan::string_stop(name.as_bytes(), 0).is_none() {
+        // Nothing to escape (the usual name).
+        buf.push(b'"');
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, name);
+    }
 }
 
 /// `{"n":name,"p":payload,"i":id}`; without `i` when `id` is `None`.
@@ -278,9 +285,8 @@ pub(crate) fn encode_message<T: Serialize + ?Sized>(
         buf.extend_from_slice(b",\"p\":");
         serde_json::to_writer(&mut *buf, payload)?;
         if let Some(id) = id {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
-            let _ = write!(buf, ",\"i\":{id}");
+            buf.extend_from_slice(b",\"i\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         }
         buf.push(b'}');
         Ok(())
@@ -335,6 +341,16 @@ pub(crate) mod scan {
     /// Deeper than this, leave it to serde_json (whose limit is 128).
     const MAX_DEPTH: usize = 64;
 
+    /// Which of the envelope's members a key names.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Member {
+        Name,
+        Payload,
+        Id,
+        Error,
+        Other,
+    }
+
     struct Scanner<'a> {
         text: &'a str,
         bytes: &'a [u8],
@@ -349,63 +365,80 @@ pub(crate) mod scan {
         };
         s.ws();
         s.eat(b'{')?;
-        let (mut name, mut payload, mut id, mut error) = (None, None, None, None);
-        let mut seen = [false; 4];
+        let mut msg = Incoming {
+            name: std::borrow::Cow::Borrowed(""),
+            payload: None,
+            id: None,
+            error: None,
+        };
+        let mut seen = 0u8;
         s.ws();
-        if s.peek()? != b'}' {
-            loop {
-                s.ws();
-                let key = s.plain_string()?;
-                s.ws();
-                s.eat(b':')?;
-                s.ws();
-                let slot = match key {
-                    "n" => 0,
-                    "p" => 1,
-                    "i" => 2,
-                    "e" => 3,
-                    _ => 4,
-                };
-                if slot < 4 {
-                    if seen[slot] {
-                        return None; // a duplicate: serde_json reports it
-                    }
-                    seen[slot] = true;
+        if s.peek()? == b'}' {
+            return None; // no "n"
+        }
+        loop {
+            s.ws();
+            let member = s.key()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            if member != Member::Other {
+                let bit = 1 << member as u8;
+                if seen & bit != 0 {
+                    return None; // a duplicate: serde_json reports it
                 }
-                if slot == 0 {
-                    name = Some(s.plain_string()?);
-                } else {
-                    let start = s.pos;
-                    s.value(0)?;
-                    let raw = &s.text[start..s.pos];
-                    let raw = (raw != "null").then_some(raw);
-                    match slot {
-                        1 => payload = raw,
-                        2 => id = raw,
-                        3 => error = raw,
-                        _ => {}
-                    }
-                }
-                s.ws();
-                match s.next()? {
-                    b',' => continue,
-                    b'}' => break,
-                    _ => return None,
+                seen |= bit;
+            }
+            if member == Member::Name {
+                msg.name = std::borrow::Cow::Borrowed(s.plain_string()?);
+            } else {
+                let start = s.pos;
+                s.value(0)?;
+                let raw = &s.text[start..s.pos];
+                let raw = (raw != "null").then_some(raw);
+                match member {
+                    Member::Payload => msg.payload = raw,
+                    Member::Id => msg.id = raw,
+                    Member::Error => msg.error = raw,
+                    Member::Name | Member::Other => {}
                 }
             }
-        } else {
-            s.pos += 1;
+            s.ws();
+            match s.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
         }
         s.ws();
-        if s.pos != s.bytes.len() {
-            return None;
+        (s.pos == s.bytes.len() && seen & 1 != 0).then_some(msg)
+    }
+
+    /// The index of the first byte at or after `i` that is `"`, `\` or a control character:
+    /// eight bytes per step, then one at a time.
+    #[inline]
+    pub(crate) fn string_stop(bytes: &[u8], mut i: usize) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().ok()?);
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            // A byte's high bit is set where it is zero (or below 0x20): the lowest one set
+            // is exact (borrows only make the bytes above it unreliable).
+            let hits = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (x.wrapping_sub(ONES * 0x20) & !x);
+            let hits = hits & HIGH;
+            if hits != 0 {
+                return Some(i + (hits.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
         }
-        Some(Incoming {
-            name: std::borrow::Cow::Borrowed(name?),
-            payload,
-            id,
-            error,
-        })
+        bytes[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|at| i + at)
     }
 
     impl<'a> Scanner<'a> {
@@ -437,30 +470,46 @@ pub(crate) mod scan {
             }
         }
 
-        /// A string with no escapes and no control characters; its contents.
+        /// An object key: which envelope member it names (one-letter keys, checked at once).
+        #[inline]
+        fn key(&mut self) -> Option<Member> {
+            if let Some(&[b'"', c, b'"']) = self.bytes.get(self.pos..self.pos + 3) {
+                let member = match c {
+                    b'n' => Member::Name,
+                    b'p' => Member::Payload,
+                    b'i' => Member::Id,
+                    b'e' => Member::Error,
+                    b'"' | b'\\' | ..=0x1f => return None,
+                    _ => Member::Other,
+                };
+                self.pos += 3;
+                return Some(member);
+            }
+            self.string()?;
+            Some(Member::Other)
+        }
+
+        /// A string with no escapes; its contents.
         #[inline]
         fn plain_string(&mut self) -> Option<&'a str> {
             self.eat(b'"')?;
             let start = self.pos;
-            let len = self.bytes[start..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            if self.bytes[start + len] != b'"' {
+            let end = string_stop(self.bytes, start)?;
+            if self.bytes[end] != b'"' {
                 return None;
             }
-            self.pos = start + len + 1;
-            self.text.get(start..start + len)
+            self.pos = end + 1;
+            self.text.get(start..end)
         }
 
         /// Skips a string, checking its escapes (`\u` is left to serde_json).
+        #[inline]
         fn string(&mut self) -> Option<()> {
             self.eat(b'"')?;
             loop {
-                let run = self.bytes[self.pos..]
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-                self.pos += run;
-                match self.next()? {
+                let stop = string_stop(self.bytes, self.pos)?;
+                self.pos = stop + 1;
+                match self.bytes[stop] {
                     b'"' => return Some(()),
                     b'\\' => match self.next()? {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
@@ -471,12 +520,13 @@ pub(crate) mod scan {
             }
         }
 
-        fn digits(&mut self) -> Option<()> {
+        #[inline]
+        fn digits(&mut self) -> usize {
             let start = self.pos;
             while let Some(b'0'..=b'9') = self.peek() {
                 self.pos += 1;
             }
-            (self.pos > start).then_some(())
+            self.pos - start
         }
 
         fn number(&mut self) -> Option<()> {
@@ -486,26 +536,25 @@ pub(crate) mod scan {
             match self.next()? {
                 b'0' => {}
                 b'1'..=b'9' => {
-                    while let Some(b'0'..=b'9') = self.peek() {
-                        self.pos += 1;
-                    }
+                    self.digits();
                 }
                 _ => return None,
             }
             if self.peek() == Some(b'.') {
                 self.pos += 1;
-                self.digits()?;
+                (self.digits() > 0).then_some(())?;
             }
             if let Some(b'e' | b'E') = self.peek() {
                 self.pos += 1;
                 if let Some(b'+' | b'-') = self.peek() {
                     self.pos += 1;
                 }
-                self.digits()?;
+                (self.digits() > 0).then_some(())?;
             }
             Some(())
         }
 
+        #[inline]
         fn literal(&mut self, word: &[u8]) -> Option<()> {
             let end = self.pos + word.len();
             (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
@@ -714,6 +763,8 @@ mod tests {
             r#"{"n":"x",}"#,
             r#"{"p":1}"#,
             "{\"n\":\"a\u{1}b\"}",
+            "{\"n\":\"x\",\"\u{1d}\":1}",
+            r#"{"n":"x","""":1}"#,
             r#"{"n":"x","p":{"a" 1}}"#,
         ] {
             assert!(
@@ -760,6 +811,7 @@ mod tests {
             "\"\\u00e9\"",
             "\"\\n\"",
             "\"é\"",
+            "\"\u{1d}\"",
         ];
         let mut fast = 0;
         for _ in 0..20_000 {

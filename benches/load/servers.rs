@@ -64,13 +64,12 @@ pub fn serve_roomwire() {
                 a: 1,
                 b: "hello".into(),
             };
+            let (conn, payload) = (&conn, &payload);
             let mut inflight = FuturesUnordered::new();
             let mut started = 0;
             while started < c.count || !inflight.is_empty() {
                 while started < c.count && inflight.len() < c.inflight.max(1) {
-                    let conn = conn.clone();
-                    let payload = payload.clone();
-                    inflight.push(async move { conn.send::<_, Small>("echo", &payload).await });
+                    inflight.push(conn.send::<_, Small>("echo", payload));
                     started += 1;
                 }
                 inflight.next().await.unwrap()?;
