@@ -377,8 +377,8 @@ impl Client {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.send_timeout(name, payload, self.inner.config.response_timeout)
-            .await
+        let timeout = self.inner.config.response_timeout;
+        self.peer()?.request(name, payload, timeout).await
     }
 
     /// [`send`](Self::send) with a timeout of its own.

@@ -257,8 +257,9 @@ impl ServerConnection {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.send_timeout(name, payload, self.inner.peer.response_timeout)
-            .await
+        self.check_connected()?;
+        let peer = &self.inner.peer;
+        peer.request(name, payload, peer.response_timeout).await
     }
 
     /// [`send`](Self::send) with a timeout of its own.

@@ -6,7 +6,10 @@
 //! nothing until something is queued (a tokio channel allocates a block of 32 slots, ~1 KiB,
 //! per connection up front), and the driver takes everything queued with one lock.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -152,37 +155,28 @@ impl Peer {
         reply.deserialize().map_err(Error::InvalidJson)
     }
 
-    pub(crate) async fn request_raw<T: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        payload: &T,
+    /// Sends a request and awaits its response, raw.
+    pub(crate) fn request_raw<'a, T: Serialize + ?Sized>(
+        &'a self,
+        name: &'a str,
+        payload: &'a T,
         timeout: Duration,
-    ) -> Result<Payload, Error> {
-        let id = next_request_id();
-        let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
-        self.request_frame(name, id, frame, timeout).await
-    }
-
-    /// Sends an already encoded request frame with id `id` and awaits its response.
-    pub(crate) async fn request_frame(
-        &self,
-        name: &str,
-        id: u64,
-        frame: Utf8Bytes,
-        timeout: Duration,
-    ) -> Result<Payload, Error> {
-        Waiting::start(self, id, frame, Instant::now() + timeout)?
-            .reply(name, timeout)
-            .await
+    ) -> Request<'a, T> {
+        Request {
+            peer: self,
+            name,
+            timeout,
+            state: RequestState::Unsent(payload),
+        }
     }
 
     /// Pings the peer and returns the round-trip time.
     pub(crate) async fn ping(&self) -> Result<Duration, Error> {
         let started = Instant::now();
-        let timeout = self.response_timeout;
-        let id = next_request_id();
-        let frame = protocol::encode_message(names::PING, &(), Some(id)).map_err(Error::Encode)?;
-        match self.request_frame(names::PING, id, frame, timeout).await {
+        match self
+            .request_raw(names::PING, &(), self.response_timeout)
+            .await
+        {
             Ok(_) => Ok(started.elapsed()),
             Err(Error::Timeout { timeout, .. }) => Err(Error::PingFailed(timeout)),
             Err(e) => Err(e),
@@ -211,6 +205,85 @@ impl Peer {
     }
 }
 
+/// One request: encoded, registered and queued on its first poll (like any future, it
+/// does nothing until polled), then waiting for its outcome. Written by hand rather than as
+/// an `async fn` so it stays a few words in size (it is moved into every caller's future),
+/// and so the pending entry gets the waker as it is inserted. Dropping it forgets the entry.
+pub(crate) struct Request<'a, T: ?Sized> {
+    peer: &'a Peer,
+    name: &'a str,
+    timeout: Duration,
+    state: RequestState<'a, T>,
+}
+
+enum RequestState<'a, T: ?Sized> {
+    Unsent(&'a T),
+    Sent(u64),
+    Done,
+}
+
+impl<T: Serialize + ?Sized> Request<'_, T> {
+    /// Encodes, registers and queues the request; its id.
+    fn send(&self, payload: &T, waker: &std::task::Waker) -> Result<u64, Error> {
+        let id = next_request_id();
+        let frame =
+            protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
+        let deadline = Instant::now() + self.timeout;
+        self.peer
+            .pending
+            .insert(id, deadline, Some(waker.clone()))?;
+        match self.peer.queue(frame) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.peer.pending.remove(id);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl<T: Serialize + ?Sized> Future for Request<'_, T> {
+    type Output = Result<Payload, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match this.state {
+            RequestState::Unsent(payload) => {
+                this.state = RequestState::Done;
+                match this.send(payload, cx.waker()) {
+                    Ok(id) => {
+                        this.state = RequestState::Sent(id);
+                        Poll::Pending
+                    }
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
+            RequestState::Sent(id) => {
+                let outcome = std::task::ready!(this.peer.pending.poll(id, cx));
+                this.state = RequestState::Done;
+                Poll::Ready(match outcome {
+                    Outcome::Reply(reply) => reply,
+                    Outcome::TimedOut => Err(Error::Timeout {
+                        name: this.name.to_owned(),
+                        timeout: this.timeout,
+                    }),
+                })
+            }
+            RequestState::Done => panic!("a request polled after it completed"),
+        }
+    }
+}
+
+impl<T: ?Sized> Unpin for Request<'_, T> {}
+
+impl<T: ?Sized> Drop for Request<'_, T> {
+    fn drop(&mut self) {
+        if let RequestState::Sent(id) = self.state {
+            self.peer.pending.remove(id);
+        }
+    }
+}
+
 /// A request that has been sent and awaits its response. The pending entry is inserted
 /// before the frame is queued, so a fast response cannot race past it, and removed when
 /// this is dropped, whatever ended the wait (response, timeout, the caller giving up).
@@ -227,7 +300,7 @@ impl<P: AsRef<Peer>> Waiting<P> {
         frame: Utf8Bytes,
         deadline: Instant,
     ) -> Result<Self, Error> {
-        peer.as_ref().pending.insert(id, deadline)?;
+        peer.as_ref().pending.insert(id, deadline, None)?;
         let waiting = Waiting { peer, id };
         waiting.peer.as_ref().queue(frame)?;
         Ok(waiting)

@@ -101,11 +101,18 @@ impl PendingReplies {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(NONE - 1)
     }
 
-    /// Registers `id`, to end by `deadline` at the latest. Whoever registers must
-    /// [`remove`](Self::remove) it when it stops waiting (see [`Waiting`]).
+    /// Registers `id`, to end by `deadline` at the latest; `waker` is woken when it does.
+    /// Whoever registers must [`remove`](Self::remove) it when it stops waiting (see
+    /// [`Request`] and [`Waiting`]).
     ///
+    /// [`Request`]: super::peer::Request
     /// [`Waiting`]: super::peer::Waiting
-    pub(crate) fn insert(&self, id: u64, deadline: Instant) -> Result<(), Error> {
+    pub(crate) fn insert(
+        &self,
+        id: u64,
+        deadline: Instant,
+        waker: Option<Waker>,
+    ) -> Result<(), Error> {
         let deadline = self.nanos(deadline);
         let mut table = self.table();
         if table.closed {
@@ -115,7 +122,7 @@ impl PendingReplies {
             id,
             Entry {
                 deadline,
-                state: State::Waiting(None),
+                state: State::Waiting(waker),
             },
         );
         if deadline < self.earliest.load(Ordering::Relaxed) {
@@ -249,7 +256,7 @@ mod tests {
     #[test]
     fn every_outcome_leaves_the_table_empty() {
         let t = PendingReplies::default();
-        t.insert(1, far()).unwrap();
+        t.insert(1, far(), None).unwrap();
         assert!(poll(&t, 1).is_pending());
         assert_eq!(t.len(), 1);
         assert!(t.complete(1, Err(Error::Disconnected)));
@@ -259,7 +266,7 @@ mod tests {
         ));
         assert_eq!(t.len(), 0);
         // Given up without an answer (cancellation).
-        t.insert(2, far()).unwrap();
+        t.insert(2, far(), None).unwrap();
         t.remove(2);
         assert_eq!(t.len(), 0);
         assert!(
@@ -271,13 +278,13 @@ mod tests {
     #[test]
     fn close_fails_waiters_and_refuses_new_ones() {
         let t = PendingReplies::default();
-        t.insert(1, far()).unwrap();
+        t.insert(1, far(), None).unwrap();
         t.close();
         assert!(matches!(
             poll(&t, 1),
             Poll::Ready(Outcome::Reply(Err(Error::Disconnected)))
         ));
-        assert!(matches!(t.insert(2, far()), Err(Error::Disconnected)));
+        assert!(matches!(t.insert(2, far(), None), Err(Error::Disconnected)));
         assert_eq!(t.len(), 0);
         assert_eq!(t.earliest(), None);
     }
@@ -288,8 +295,8 @@ mod tests {
         let now = Instant::now();
         let soon = now + Duration::from_millis(5);
         let later = now + Duration::from_secs(5);
-        t.insert(1, later).unwrap();
-        t.insert(2, soon).unwrap();
+        t.insert(1, later, None).unwrap();
+        t.insert(2, soon, None).unwrap();
         assert!(t.earliest().unwrap() <= soon);
         assert_eq!(t.expire(now), t.earliest());
         assert!(poll(&t, 2).is_pending(), "not due yet");
