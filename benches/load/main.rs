@@ -3,13 +3,17 @@
 //!
 //! ```text
 //! cargo bench --bench load
-//! cargo bench --bench load -- --connections 100 --inflight 16 --requests 2000 \
-//!     --members 5000 --broadcasts 20 --size 1024 --handshakes 3000 --idle 10000
+//! cargo bench --bench load -- --connections 100 --inflight 16 --requests 10000 \
+//!     --members 5000 --broadcasts 20 --size 1024 --handshakes 3000 --idle 10000 --rounds 3
 //! ```
 //!
 //! Reports server CPU microseconds per operation (utime + stime from /proc around each
 //! measured phase), throughput and latency, then one line per target:
 //! `scenario=<name> ratio=<roomwire/floor> target=<t> ok=<true|false>`.
+//!
+//! Each scenario runs in rounds, floor and roomwire alternating (a fresh process each), and
+//! reports the round with the median ratio: on a shared machine the speed of both drifts
+//! over seconds, and a ratio of two runs taken back to back cancels most of that drift.
 
 mod generator;
 mod measure;
@@ -30,6 +34,7 @@ struct Sizes {
     size: usize,
     handshakes: usize,
     idle: usize,
+    rounds: usize,
 }
 
 impl Sizes {
@@ -37,12 +42,13 @@ impl Sizes {
         let mut sizes = Sizes {
             connections: 100,
             inflight: 16,
-            requests: 2000,
+            requests: 10_000,
             members: 5000,
             broadcasts: 20,
             size: 1024,
             handshakes: 3000,
             idle: 10_000,
+            rounds: 3,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -55,6 +61,7 @@ impl Sizes {
                 "--size" => &mut sizes.size,
                 "--handshakes" => &mut sizes.handshakes,
                 "--idle" => &mut sizes.idle,
+                "--rounds" => &mut sizes.rounds,
                 _ => continue, // cargo passes --bench; ignore what is not ours
             };
             *slot = it
@@ -116,8 +123,14 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Runs `scenario` against a fresh process of each server: floor first, then roomwire.
-fn both<F, Fut>(rt: &tokio::runtime::Runtime, scenario: F) -> (Outcome, Outcome)
+/// Runs `scenario` `rounds` times against a fresh process of each server, floor then
+/// roomwire; returns the round whose ratio (by `ratio`) is the median, and every round's ratio.
+fn both<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    rounds: usize,
+    ratio: fn(&(Outcome, Outcome)) -> f64,
+    scenario: F,
+) -> ((Outcome, Outcome), Vec<f64>)
 where
     F: Fn(SocketAddr, u32) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
@@ -126,9 +139,23 @@ where
         let server = ServerProcess::start(kind);
         rt.block_on(scenario(server.addr, server.pid()))
     };
-    let floor = run("floor");
-    let roomwire = run("roomwire");
-    (floor, roomwire)
+    let mut all: Vec<(Outcome, Outcome)> = (0..rounds.max(1))
+        .map(|_| (run("floor"), run("roomwire")))
+        .collect();
+    let ratios: Vec<f64> = all.iter().map(ratio).collect();
+    all.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let median = all.swap_remove(all.len() / 2);
+    (median, ratios)
+}
+
+/// Server CPU per operation, roomwire / floor.
+fn cpu_ratio((floor, roomwire): &(Outcome, Outcome)) -> f64 {
+    roomwire.cpu_per_op_us() / floor.cpu_per_op_us()
+}
+
+/// Idle memory per connection, roomwire's (the floor's is reported, not compared).
+fn memory_per_conn((_, roomwire): &(Outcome, Outcome)) -> f64 {
+    roomwire.rss_delta as f64 / roomwire.ops.max(1) as f64
 }
 
 /// Whether the processes are pinned to cores (needs `taskset` and two cores).
@@ -207,26 +234,34 @@ fn main() {
         "roomwire load benchmark: {} connections x {} in flight x {} requests; {} members x {} broadcasts of {} B; {} handshakes; {} idle connections",
         s.connections, s.inflight, s.requests, s.members, s.broadcasts, s.size, s.handshakes, s.idle
     );
+    println!(
+        "{} rounds per scenario, floor and roomwire alternating; the round with the median ratio is reported",
+        s.rounds
+    );
     // `--only a,b` runs a subset (the others report nothing).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
         .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
-    let run = |name: &str,
-               scenario: &dyn Fn(
+    let mut rounds_seen = Vec::new();
+    let mut run = |name: &str,
+                   ratio: fn(&(Outcome, Outcome)) -> f64,
+                   scenario: &dyn Fn(
         SocketAddr,
         u32,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Outcome>>,
     >| {
         if wanted(name) {
-            both(&rt, scenario)
+            let (median, ratios) = both(&rt, s.rounds, ratio, scenario);
+            rounds_seen.push((name.to_owned(), ratios));
+            median
         } else {
             (Outcome::default(), Outcome::default())
         }
     };
-    let rr = run("request_response", &|addr, pid| {
+    let rr = run("request_response", cpu_ratio, &|addr, pid| {
         Box::pin(generator::request_response(
             addr,
             pid,
@@ -235,7 +270,7 @@ fn main() {
             s.requests,
         ))
     });
-    let s2c = run("server_send", &|addr, pid| {
+    let s2c = run("server_send", cpu_ratio, &|addr, pid| {
         Box::pin(generator::server_to_client(
             addr,
             pid,
@@ -244,7 +279,7 @@ fn main() {
             s.requests,
         ))
     });
-    let fan = run("broadcast_fanout", &|addr, pid| {
+    let fan = run("broadcast_fanout", cpu_ratio, &|addr, pid| {
         Box::pin(generator::fan_out(
             addr,
             pid,
@@ -253,10 +288,10 @@ fn main() {
             s.size,
         ))
     });
-    let hs = run("handshake", &|addr, pid| {
+    let hs = run("handshake", cpu_ratio, &|addr, pid| {
         Box::pin(generator::handshakes(addr, pid, s.handshakes, 32))
     });
-    let idle = run("idle_memory", &|addr, pid| {
+    let idle = run("idle_memory", memory_per_conn, &|addr, pid| {
         Box::pin(generator::idle_memory(addr, pid, s.idle))
     });
 
@@ -305,6 +340,11 @@ fn main() {
         fan.1.wall.as_secs_f64() * 1e3
     );
 
+    for (name, ratios) in &rounds_seen {
+        let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("{name:<22} every round: {}", ratios.join(" "));
+    }
+
     println!();
     let line = |name: &str, ratio: f64, target: f64| {
         println!(
@@ -312,7 +352,6 @@ fn main() {
             ratio <= target
         );
     };
-    let cpu_ratio = |(f, r): &(Outcome, Outcome)| r.cpu_per_op_us() / f.cpu_per_op_us();
     line("request_response", cpu_ratio(&rr), 1.3);
     line(
         "request_response_p99",

@@ -80,9 +80,14 @@ impl Peer {
                 return Err(Error::Disconnected);
             }
             if out.frames.len() < self.limit {
+                let was_empty = out.frames.is_empty();
                 out.frames.push_back(frame);
                 drop(out);
-                self.wake.notify_one();
+                // The driver drains the queue before it waits again: only the first frame
+                // after a drain needs to wake it.
+                if was_empty {
+                    self.wake.notify_one();
+                }
                 return Ok(());
             }
         }
@@ -128,6 +133,21 @@ impl Peer {
         let mut out = self.outbound();
         out.done = true;
         out.frames = VecDeque::new();
+    }
+
+    /// Registers a request about to be sent in the pending table. When its deadline is the
+    /// earliest there, the driver is woken to set its timer (otherwise the timer is set for
+    /// an earlier one already, and re-armed from the table when it fires).
+    pub(crate) fn register(
+        &self,
+        id: u64,
+        deadline: Instant,
+        waker: Option<std::task::Waker>,
+    ) -> Result<(), Error> {
+        if self.pending.insert(id, deadline, waker)? {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Sends a fire-and-forget message.
@@ -229,9 +249,7 @@ impl<T: Serialize + ?Sized> Request<'_, T> {
         let frame =
             protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
         let deadline = Instant::now() + self.timeout;
-        self.peer
-            .pending
-            .insert(id, deadline, Some(waker.clone()))?;
+        self.peer.register(id, deadline, Some(waker.clone()))?;
         match self.peer.queue(frame) {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -300,7 +318,7 @@ impl<P: AsRef<Peer>> Waiting<P> {
         frame: Utf8Bytes,
         deadline: Instant,
     ) -> Result<Self, Error> {
-        peer.as_ref().pending.insert(id, deadline, None)?;
+        peer.as_ref().register(id, deadline, None)?;
         let waiting = Waiting { peer, id };
         waiting.peer.as_ref().queue(frame)?;
         Ok(waiting)

@@ -102,8 +102,11 @@ impl PendingReplies {
     }
 
     /// Registers `id`, to end by `deadline` at the latest; `waker` is woken when it does.
-    /// Whoever registers must [`remove`](Self::remove) it when it stops waiting (see
-    /// [`Request`] and [`Waiting`]).
+    /// `true` when no deadline in the table was earlier: the driver's timer must learn of it
+    /// (see [`Peer::register`]). Whoever registers must [`remove`](Self::remove) it when it
+    /// stops waiting (see [`Request`] and [`Waiting`]).
+    ///
+    /// [`Peer::register`]: super::peer::Peer::register
     ///
     /// [`Request`]: super::peer::Request
     /// [`Waiting`]: super::peer::Waiting
@@ -112,7 +115,7 @@ impl PendingReplies {
         id: u64,
         deadline: Instant,
         waker: Option<Waker>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let deadline = self.nanos(deadline);
         let mut table = self.table();
         if table.closed {
@@ -125,10 +128,11 @@ impl PendingReplies {
                 state: State::Waiting(waker),
             },
         );
-        if deadline < self.earliest.load(Ordering::Relaxed) {
+        let earlier = deadline < self.earliest.load(Ordering::Relaxed);
+        if earlier {
             self.earliest.store(deadline, Ordering::Release);
         }
-        Ok(())
+        Ok(earlier)
     }
 
     /// The outcome of `id` once it has one (taking it and removing the entry); until then,
