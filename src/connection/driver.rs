@@ -21,7 +21,6 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::peer::Peer;
-use super::pending::EXPIRY_RESOLUTION;
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers};
 use crate::protocol::{self, close_code, names, Payload, RawId};
@@ -104,8 +103,6 @@ where
         close_at: None,
         ping_interval: cfg.ping_interval,
         last_received: started,
-        last_expiry: started,
-        armed: started,
         stale: false,
     };
     // One timer for every deadline (handshake, ping, close, the pending requests' timeouts):
@@ -128,7 +125,7 @@ where
                 wake.set(peer.wake.notified());
                 let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout).await;
                 // A request queued since carries a deadline the timer may not cover yet.
-                if timers.stale || peer.pending.earliest().is_some_and(|at| at < timers.armed) {
+                if timers.stale || peer.pending.earliest().is_some_and(|at| at < armed_at(&timer)) {
                     timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                 }
                 match flushed {
@@ -219,7 +216,7 @@ where
                         timers.handshake_at = None;
                     }
                 }
-                timers.expire_due(peer, now);
+                expire_due(peer, now);
                 let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
                 if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
                     let ep = ep.clone();
@@ -246,50 +243,41 @@ struct Timers {
     close_at: Option<Instant>,
     ping_interval: Duration,
     last_received: Instant,
-    /// When the pending table was last scanned for expired requests.
-    last_expiry: Instant,
-    /// When the timer is set to fire.
-    armed: Instant,
     /// The timer was set for some deadlines only: it must be armed again.
     stale: bool,
+}
+
+/// Times out the pending requests that are due (see [`PendingReplies::expire`]).
+///
+/// [`PendingReplies::expire`]: super::pending::PendingReplies::expire
+fn expire_due(peer: &Peer, now: Instant) {
+    if peer.pending.earliest().is_some_and(|at| at <= now) {
+        peer.pending.expire(now);
+    }
+}
+
+/// When `timer` is set to fire.
+fn armed_at(timer: &Pin<&mut Sleep>) -> Instant {
+    timer.deadline().into_std()
 }
 
 impl Timers {
     /// Sets the timer for the next deadline.
     fn arm<E: Endpoint>(&mut self, timer: Pin<&mut Sleep>, ep: &E, pinging: bool, now: Instant) {
-        self.armed = self.next(ep, pinging, now);
         self.stale = false;
-        timer.reset(self.armed.into());
+        timer.reset(self.next(ep, pinging, now).into());
     }
 
-    /// While a write stalls: sets the timer for the pending requests' next deadline, or
+    /// While a write stalls: sets the timer for the pending requests' next scan, or
     /// `otherwise` if it is later, and marks the timer for a full re-arm afterwards.
-    fn arm_for_pending(&mut self, timer: Pin<&mut Sleep>, peer: &Peer, otherwise: Instant) {
-        let next = self
-            .pending_next(peer)
-            .map_or(otherwise, |at| at.min(otherwise));
-        if next != self.armed {
-            self.armed = next;
-            self.stale = true;
-            timer.reset(next.into());
-        }
-    }
-
-    /// When the pending table is next due a scan for expired requests (at most once per
-    /// [`EXPIRY_RESOLUTION`]).
-    fn pending_next(&self, peer: &Peer) -> Option<Instant> {
-        peer.pending
+    fn arm_for_pending(&mut self, mut timer: Pin<&mut Sleep>, peer: &Peer, otherwise: Instant) {
+        let next = peer
+            .pending
             .earliest()
-            .map(|at| at.max(self.last_expiry + EXPIRY_RESOLUTION))
-    }
-
-    /// Times out the pending requests that are due (see [`PendingReplies::expire`]).
-    ///
-    /// [`PendingReplies::expire`]: super::pending::PendingReplies::expire
-    fn expire_due(&mut self, peer: &Peer, now: Instant) {
-        if peer.pending.earliest().is_some_and(|at| at <= now) {
-            peer.pending.expire(now);
-            self.last_expiry = now;
+            .map_or(otherwise, |at| at.min(otherwise));
+        if next != armed_at(&timer) {
+            self.stale = true;
+            timer.as_mut().reset(next.into());
         }
     }
 
@@ -306,7 +294,7 @@ impl Timers {
         [
             self.handshake_at,
             self.close_at,
-            self.pending_next(ep.peer()),
+            ep.peer().pending.earliest(),
         ]
         .into_iter()
         .flatten()
@@ -375,13 +363,13 @@ where
                     written = &mut write => break written,
                     () = timer.as_mut() => {
                         let now = Instant::now();
-                        timers.expire_due(peer, now);
+                        expire_due(peer, now);
                         timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
                     }
                     () = wake.as_mut() => {
                         wake.set(peer.wake.notified());
                         // A request queued meanwhile may be due before the timer fires.
-                        let armed = timers.armed;
+                        let armed = armed_at(&timer);
                         timers.arm_for_pending(timer.as_mut(), peer, armed);
                         if let Some(request) = peer.close_request() {
                             match tokio::time::timeout(close_timeout, &mut write).await {

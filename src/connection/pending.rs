@@ -34,9 +34,16 @@ pub(crate) fn next_request_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// How often, at most, the driver scans the table for expired entries: timeouts are enforced
+/// How often, at most, the driver scans a table for expired entries: timeouts are enforced
 /// to within this (tokio's own timers round to a millisecond too).
-pub(crate) const EXPIRY_RESOLUTION: Duration = Duration::from_millis(1);
+const EXPIRY_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// Deadlines are kept as nanoseconds since this instant (one for the process: a table holds
+/// no instant of its own).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
 
 /// No deadline at all (an empty table).
 const NONE: u64 = u64::MAX;
@@ -51,10 +58,9 @@ const NONE: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct PendingReplies {
     inner: Mutex<Table>,
-    /// Deadlines are kept as nanoseconds since this instant.
-    epoch: Instant,
-    /// No entry's deadline is earlier than this (nanoseconds since `epoch`; [`NONE`] when
-    /// the table holds none). The driver arms its timer with it. Written under the lock.
+    /// When the table next needs a scan for expired entries (nanoseconds since [`epoch`];
+    /// [`NONE`] when it holds none): no entry's deadline is earlier, nor is the last scan
+    /// plus [`EXPIRY_RESOLUTION`]. The driver arms its timer with it. Written under the lock.
     earliest: AtomicU64,
 }
 
@@ -62,7 +68,6 @@ impl Default for PendingReplies {
     fn default() -> Self {
         PendingReplies {
             inner: Mutex::default(),
-            epoch: Instant::now(),
             earliest: AtomicU64::new(NONE),
         }
     }
@@ -98,7 +103,7 @@ impl PendingReplies {
 
     fn nanos(&self, at: Instant) -> u64 {
         // Saturates: u64 nanoseconds last 584 years.
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(NONE - 1)
+        u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(NONE - 1)
     }
 
     /// Registers `id`, to end by `deadline` at the latest; `waker` is woken when it does.
@@ -184,22 +189,24 @@ impl PendingReplies {
         true
     }
 
-    /// No deadline in the table is earlier than this; `None` when it holds none.
+    /// When the table next needs a scan for expired entries: no deadline in it is earlier.
+    /// `None` when it holds none.
     pub(crate) fn earliest(&self) -> Option<Instant> {
         match self.earliest.load(Ordering::Acquire) {
             NONE => None,
-            nanos => Some(self.epoch + Duration::from_nanos(nanos)),
+            nanos => Some(epoch() + Duration::from_nanos(nanos)),
         }
     }
 
     /// Ends every entry whose deadline is `now` or earlier with [`Outcome::TimedOut`], and
-    /// returns the earliest deadline left.
+    /// returns when the next scan is due: the earliest deadline left, but not before `now`
+    /// plus [`EXPIRY_RESOLUTION`].
     ///
     /// One pass over the table. The driver calls it when its timer reaches
-    /// [`earliest`](Self::earliest), at most once per [`EXPIRY_RESOLUTION`]; answered
-    /// requests leave nothing behind, so in the usual case (replies well within the timeout)
-    /// that is one pass per timeout period.
+    /// [`earliest`](Self::earliest); answered requests leave nothing behind, so in the usual
+    /// case (replies well within the timeout) that is one pass per timeout period.
     pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+        let not_before = self.nanos(now + EXPIRY_RESOLUTION);
         let now = self.nanos(now);
         let mut expired = Vec::new();
         {
@@ -214,6 +221,9 @@ impl PendingReplies {
                         earliest = earliest.min(entry.deadline);
                     }
                 }
+            }
+            if earliest != NONE {
+                earliest = earliest.max(not_before);
             }
             self.earliest.store(earliest, Ordering::Release);
         }
