@@ -123,14 +123,24 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Runs `scenario` `rounds` times against a fresh process of each server, floor then
-/// roomwire; returns the round whose ratio (by `ratio`) is the median, and every round's ratio.
-fn both<F, Fut>(
+/// What one scenario measured: the round with the median ratio, every round's ratio, and
+/// the JSON floor's median ratio and rounds where it took part.
+struct Measured {
+    median: (Outcome, Outcome),
+    ratios: Vec<f64>,
+    json: Option<(Outcome, Vec<f64>)>,
+}
+
+/// Runs `scenario` `rounds` times against a fresh process of each server in turn — the floor,
+/// the JSON floor when `json`, then roomwire — and picks the round whose ratio (by `ratio`)
+/// is the median.
+fn measure<F, Fut>(
     rt: &tokio::runtime::Runtime,
     rounds: usize,
+    json: bool,
     ratio: fn(&(Outcome, Outcome)) -> f64,
     scenario: F,
-) -> ((Outcome, Outcome), Vec<f64>)
+) -> Measured
 where
     F: Fn(SocketAddr, u32) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
@@ -139,13 +149,33 @@ where
         let server = ServerProcess::start(kind);
         rt.block_on(scenario(server.addr, server.pid()))
     };
-    let mut all: Vec<(Outcome, Outcome)> = (0..rounds.max(1))
-        .map(|_| (run("floor"), run("roomwire")))
+    let mut all: Vec<((Outcome, Outcome), Option<Outcome>)> = (0..rounds.max(1))
+        .map(|_| {
+            let floor = run("floor");
+            let json_floor = json.then(|| run("floor_json"));
+            ((floor, run("roomwire")), json_floor)
+        })
         .collect();
-    let ratios: Vec<f64> = all.iter().map(ratio).collect();
-    all.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
-    let median = all.swap_remove(all.len() / 2);
-    (median, ratios)
+    let ratios: Vec<f64> = all.iter().map(|(pair, _)| ratio(pair)).collect();
+    let json = json.then(|| {
+        let mut vs_json: Vec<(f64, Outcome)> = all
+            .iter()
+            .filter_map(|((_, roomwire), json)| {
+                let json = json.clone()?;
+                Some((cpu_ratio(&(json.clone(), roomwire.clone())), json))
+            })
+            .collect();
+        let each = vs_json.iter().map(|(r, _)| *r).collect();
+        vs_json.sort_by(|a, b| a.0.total_cmp(&b.0));
+        (vs_json.swap_remove(vs_json.len() / 2).1, each)
+    });
+    all.sort_by(|a, b| ratio(&a.0).total_cmp(&ratio(&b.0)));
+    let median = all.swap_remove(all.len() / 2).0;
+    Measured {
+        median,
+        ratios,
+        json,
+    }
 }
 
 /// Server CPU per operation, roomwire / floor.
@@ -184,7 +214,8 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         match args.get(i + 1).map(String::as_str) {
             Some("roomwire") => servers::serve_roomwire(),
-            Some("floor") => servers::serve_floor(),
+            Some("floor") => servers::serve_floor(false),
+            Some("floor_json") => servers::serve_floor(true),
             other => panic!("unknown server {other:?}"),
         }
         return;
@@ -238,6 +269,7 @@ fn main() {
         "{} rounds per scenario, floor and roomwire alternating; the round with the median ratio is reported",
         s.rounds
     );
+    println!("(json floor: the floor doing roomwire's JSON work; for reference, no target)");
     // `--only a,b` runs a subset (the others report nothing).
     let only: Option<Vec<String>> = args
         .iter()
@@ -245,6 +277,7 @@ fn main() {
         .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let mut rounds_seen = Vec::new();
+    let mut json_seen = Vec::new();
     let mut run = |name: &str,
                    ratio: fn(&(Outcome, Outcome)) -> f64,
                    scenario: &dyn Fn(
@@ -254,9 +287,14 @@ fn main() {
         Box<dyn std::future::Future<Output = Outcome>>,
     >| {
         if wanted(name) {
-            let (median, ratios) = both(&rt, s.rounds, ratio, scenario);
-            rounds_seen.push((name.to_owned(), ratios));
-            median
+            // The JSON floor answers the request scenarios only.
+            let json = matches!(name, "request_response" | "server_send");
+            let m = measure(&rt, s.rounds, json, ratio, scenario);
+            rounds_seen.push((name.to_owned(), m.ratios));
+            if let Some(json) = m.json {
+                json_seen.push((name.to_owned(), json));
+            }
+            m.median
         } else {
             (Outcome::default(), Outcome::default())
         }
@@ -326,6 +364,17 @@ fn main() {
             );
         }
     }
+    for (name, (json, _)) in &json_seen {
+        println!(
+            "{:<22} {:>9} {:>14.2} {:>14.0} {:>10} {:>10}",
+            format!("{name} / json floor"),
+            json.ops,
+            json.cpu_per_op_us(),
+            json.per_sec(),
+            "-",
+            "-",
+        );
+    }
     let per_conn = |o: &Outcome| o.rss_delta / o.ops.max(1);
     println!(
         "{:<22} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
@@ -343,6 +392,14 @@ fn main() {
     for (name, ratios) in &rounds_seen {
         let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!("{name:<22} every round: {}", ratios.join(" "));
+    }
+    for (name, (_, each)) in &json_seen {
+        let ratios: Vec<String> = each.iter().map(|r| format!("{r:.2}")).collect();
+        println!(
+            "{:<22} every round: {}",
+            format!("{name} vs json floor"),
+            ratios.join(" ")
+        );
     }
 
     println!();
@@ -369,6 +426,14 @@ fn main() {
         "scenario=handshake ratio={:.2} target=none ok=true",
         cpu_ratio(&hs)
     );
+    for (name, (_, each)) in &json_seen {
+        let mut each = each.clone();
+        each.sort_by(f64::total_cmp);
+        println!(
+            "scenario={name}_vs_json_floor ratio={:.2} target=none ok=true",
+            each[each.len() / 2]
+        );
+    }
     let bytes = per_conn(&idle.1);
     println!(
         "scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}",

@@ -1,13 +1,21 @@
-//! The two servers under test, each run in a process of its own: roomwire, and the floor —
-//! a plain tokio-tungstenite server that answers the same frames with the least work
-//! possible (one task per connection, batched flushes, TCP_NODELAY, small read buffer).
+//! The servers under test, each run in a process of its own: roomwire, and the floor — a
+//! plain tokio-tungstenite server that answers the same frames with the least work possible
+//! (one task per connection, batched flushes, TCP_NODELAY, small read buffer).
+//!
+//! A second, informational reference, the *JSON floor*, is the same server doing the JSON
+//! work roomwire does and the floor skips: it parses each frame's envelope with serde_json,
+//! deserializes the payload into its type and serializes the answer; for server-to-client
+//! requests it encodes each one and matches each response to a table of pending ids. Against
+//! it, the ratio shows what the framework costs beyond the JSON.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use roomwire::{Handshake, Rejection, Server, ServerConnection};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -91,7 +99,7 @@ pub fn serve_roomwire() {
 /// Connections registered for fan-out: their outbound queues.
 type Members = Arc<Mutex<Vec<mpsc::Sender<Utf8Bytes>>>>;
 
-pub fn serve_floor() {
+pub fn serve_floor(json: bool) {
     runtime().block_on(async {
         let listener = announce().await;
         let members: Members = Arc::default();
@@ -106,7 +114,7 @@ pub fn serve_floor() {
                 if let Ok(ws) =
                     tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
                 {
-                    floor_connection(ws, members).await;
+                    floor_connection(ws, members, json).await;
                 }
             });
         }
@@ -115,15 +123,86 @@ pub fn serve_floor() {
 
 const HANDSHAKE_OK: &str = r#"{"n":"_r","i":"h","p":{"id":"floor","payload":null},"e":null}"#;
 
+/// The envelope, for the JSON floor.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    n: &'a str,
+    #[serde(borrow, default)]
+    p: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    i: Option<&'a RawValue>,
+}
+
+/// The JSON floor's answer to an echo request: parsed, deserialized, serialized again.
+fn json_echo(text: &str) -> Option<Utf8Bytes> {
+    let env: Envelope<'_> = serde_json::from_str(text).ok()?;
+    if env.n != "echo" {
+        return None;
+    }
+    let small: Small = serde_json::from_str(env.p?.get()).ok()?;
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(br#"{"n":"_r","i":"#);
+    out.extend_from_slice(env.i?.get().as_bytes());
+    out.extend_from_slice(br#","p":"#);
+    serde_json::to_writer(&mut out, &small).ok()?;
+    out.extend_from_slice(br#","e":null}"#);
+    Utf8Bytes::try_from(out).ok()
+}
+
+/// The JSON floor's request to the client: encoded each time, with a fresh id.
+fn json_request(id: u64, pending: &mut HashSet<u64>) -> Utf8Bytes {
+    let small = Small {
+        a: 1,
+        b: "hello".into(),
+    };
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(br#"{"n":"echo","p":"#);
+    serde_json::to_writer(&mut out, &small).unwrap();
+    out.extend_from_slice(format!(r#","i":{id}}}"#).as_bytes());
+    pending.insert(id);
+    Utf8Bytes::try_from(out).unwrap()
+}
+
+/// The JSON floor's handling of a response: parsed, matched, its payload deserialized.
+fn json_response(text: &str, pending: &mut HashSet<u64>) -> bool {
+    let Ok(env) = serde_json::from_str::<Envelope<'_>>(text) else {
+        return false;
+    };
+    if env.n != "_r" {
+        return false;
+    }
+    let id = env.i.and_then(|i| i.get().parse::<u64>().ok());
+    let small = env
+        .p
+        .and_then(|p| serde_json::from_str::<Small>(p.get()).ok());
+    matches!(
+        (id.map(|id| pending.remove(&id)), small),
+        (Some(true), Some(_))
+    )
+}
+
 async fn floor_connection(
     mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
     members: Members,
+    json: bool,
 ) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(4096);
     // Scenario 2: responses still awaited, and requests still to send.
     let mut s2c_left = 0usize;
     let mut s2c_unsent = 0usize;
     let mut s2c_frame = Utf8Bytes::from_static("");
+    // The JSON floor's pending ids and its id counter.
+    let mut pending = HashSet::new();
+    let mut next_id = 0u64;
+    let mut request = |frame: &Utf8Bytes, pending: &mut HashSet<u64>| {
+        if json {
+            next_id += 1;
+            json_request(next_id, pending)
+        } else {
+            frame.clone()
+        }
+    };
     loop {
         tokio::select! {
             msg = ws.next() => {
@@ -138,10 +217,14 @@ async fn floor_connection(
                         if ws.feed(Message::text(HANDSHAKE_OK)).await.is_err() { return; }
                     } else if bytes.starts_with(r#"{"n":"_r""#) {
                         // A response to the floor's own request (scenario 2).
+                        if json && !json_response(bytes, &mut pending) {
+                            return;
+                        }
                         s2c_left -= 1;
                         if s2c_unsent > 0 {
                             s2c_unsent -= 1;
-                            if ws.feed(Message::Text(s2c_frame.clone())).await.is_err() { return; }
+                            let frame = request(&s2c_frame, &mut pending);
+                            if ws.feed(Message::Text(frame)).await.is_err() { return; }
                         }
                         if s2c_left == 0
                             && ws.feed(Message::text(r#"{"n":"_r","i":"c","p":null,"e":null}"#)).await.is_err()
@@ -158,7 +241,8 @@ async fn floor_connection(
                         s2c_unsent = c.count - first;
                         s2c_frame = Utf8Bytes::from(r#"{"n":"echo","p":{"a":1,"b":"hello"},"i":7}"#);
                         for _ in 0..first {
-                            if ws.feed(Message::Text(s2c_frame.clone())).await.is_err() { return; }
+                            let frame = request(&s2c_frame, &mut pending);
+                            if ws.feed(Message::Text(frame)).await.is_err() { return; }
                         }
                     } else if bytes.starts_with(r#"{"n":"fanout""#) {
                         let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
@@ -173,6 +257,9 @@ async fn floor_connection(
                             }
                         }
                         if ws.feed(Message::text(r#"{"n":"_r","i":"f","p":null,"e":null}"#)).await.is_err() { return; }
+                    } else if json {
+                        let Some(answer) = json_echo(bytes) else { return };
+                        if ws.feed(Message::Text(answer)).await.is_err() { return; }
                     } else {
                         // Echo: the request frame itself is the answer.
                         if ws.feed(Message::Text(text)).await.is_err() { return; }
