@@ -22,6 +22,15 @@ use crate::protocol::{self, RawId};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A request's payload as it arrived: raw JSON (`None`: absent or `null`), and whether it
+/// was validated already. When it was not, deserializing it validates it, and a syntax error
+/// makes the whole frame malformed (see [`protocol::scan`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PayloadText<'a> {
+    pub raw: Option<&'a str>,
+    pub checked: bool,
+}
+
 /// A request handler with its types erased.
 pub(crate) trait ErasedHandler<E: Endpoint>: Send + Sync + 'static {
     /// Deserializes the payload and starts the handler. `None` when the payload did not fit
@@ -30,7 +39,7 @@ pub(crate) trait ErasedHandler<E: Endpoint>: Send + Sync + 'static {
         &self,
         ep: &E,
         name: &str,
-        payload: Option<&str>,
+        payload: PayloadText<'_>,
         id: Option<RawId>,
     ) -> Option<BoxFuture<()>>;
 }
@@ -62,12 +71,20 @@ where
         &self,
         ep: &E,
         name: &str,
-        payload: Option<&str>,
+        payload: PayloadText<'_>,
         id: Option<RawId>,
     ) -> Option<BoxFuture<()>> {
-        let req: Req = match serde_json::from_str(payload.unwrap_or("null")) {
+        let raw = payload.raw.unwrap_or("null");
+        let req: Req = match serde_json::from_str(raw) {
             Ok(req) => req,
             Err(e) => {
+                if !payload.checked {
+                    if let Err(syntax) = protocol::check_json(raw) {
+                        ep.peer()
+                            .report_malformed(&protocol::FrameError::Malformed(syntax));
+                        return None;
+                    }
+                }
                 let rejection = Rejection::new(
                     "InvalidPayload",
                     format!("the payload of {name:?} does not fit its handler: {e}"),

@@ -74,14 +74,49 @@ pub enum FrameError {
 }
 
 /// A decoded incoming frame, borrowing from the frame text.
-/// `payload`, `id` and `error` are the raw JSON text of those members, already validated;
-/// `null` counts as absent.
-#[derive(Debug, PartialEq)]
+/// `payload`, `id` and `error` are the raw JSON text of those members; `null` counts as
+/// absent. `id` and `error` are validated; so is `payload` unless `payload_checked` is
+/// `false` (see [`scan`]): then it is only known to be one complete value, and whoever
+/// reads it must treat a syntax error in it as a malformed frame (see [`check_json`]).
+#[derive(Debug)]
 pub(crate) struct Incoming<'a> {
     pub name: Cow<'a, str>,
     pub payload: Option<&'a str>,
     pub id: Option<&'a str>,
     pub error: Option<&'a str>,
+    pub payload_checked: bool,
+}
+
+/// The scanner's contract, for tests and the fuzz target: `fast` (the scanner's reading of
+/// `text`) is serde_json's reading; or serde_json rejects `text` and the only reason is a
+/// payload the scanner left unchecked that is not JSON.
+#[cfg(any(test, feature = "internals"))]
+pub(crate) fn assert_scanner_agrees_with_serde(fast: &Incoming<'_>, text: &str) {
+    match decode_with_serde(text) {
+        Ok(slow) => assert_eq!(
+            (&fast.name, fast.payload, fast.id, fast.error),
+            (&slow.name, slow.payload, slow.id, slow.error),
+            "{text:?}"
+        ),
+        Err(e) => {
+            assert!(
+                !fast.payload_checked,
+                "the scanner accepted {text:?}, serde_json says {e}"
+            );
+            assert!(
+                check_json(fast.payload.unwrap_or("null")).is_err(),
+                "the scanner accepted {text:?} with a valid payload, serde_json says {e}"
+            );
+        }
+    }
+}
+
+/// Checks that `raw` is one JSON value; serde_json words the error when it is not.
+pub(crate) fn check_json(raw: &str) -> Result<(), serde_json::Error> {
+    if scan::is_value(raw) {
+        return Ok(());
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(raw).map(drop)
 }
 
 #[derive(Deserialize)]
@@ -118,6 +153,7 @@ pub(crate) fn decode_with_serde(text: &str) -> Result<Incoming<'_>, FrameError> 
         payload: env.p.map(RawValue::get),
         id: env.i.map(RawValue::get),
         error: env.e.map(RawValue::get),
+        payload_checked: true,
     })
 }
 
@@ -335,11 +371,33 @@ pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
 /// escapes that need decoding, duplicate keys, `\u` escapes, deep nesting — and [`decode`]
 /// then asks serde_json, which stays the one judge of what is valid: the scanner accepts a
 /// subset of what serde_json accepts and reads it the same way.
+///
+/// One exception, for speed: the payload of a message whose (non-reserved) name came before
+/// it is only delimited, not validated (`payload_checked` is `false`), because a handler
+/// deserializes it next and serde_json validates it then; a syntax error found there makes
+/// the frame malformed after all ([`check_json`] tells the two kinds of error apart). So the
+/// payload is parsed once, not twice. Responses, handshakes and pings are validated whole.
 pub(crate) mod scan {
     use super::Incoming;
 
     /// Deeper than this, leave it to serde_json (whose limit is 128).
     const MAX_DEPTH: usize = 64;
+
+    /// Whether `raw` is one JSON value the scanner can vouch for (`false` also when it
+    /// cannot tell: escapes it leaves to serde_json, deep nesting).
+    pub(crate) fn is_value(raw: &str) -> bool {
+        let mut s = Scanner {
+            text: raw,
+            bytes: raw.as_bytes(),
+            pos: 0,
+        };
+        s.ws();
+        if s.value(0).is_none() {
+            return false;
+        }
+        s.ws();
+        s.pos == s.bytes.len()
+    }
 
     /// Which of the envelope's members a key names.
     #[derive(Clone, Copy, PartialEq)]
@@ -370,6 +428,7 @@ pub(crate) mod scan {
             payload: None,
             id: None,
             error: None,
+            payload_checked: true,
         };
         let mut seen = 0u8;
         s.ws();
@@ -393,8 +452,19 @@ pub(crate) mod scan {
                 msg.name = std::borrow::Cow::Borrowed(s.plain_string()?);
             } else {
                 let start = s.pos;
-                s.value(0)?;
+                // A named message's payload, after its name: delimited only (see above).
+                let deferred =
+                    member == Member::Payload && seen & 1 != 0 && !msg.name.starts_with('_');
+                if deferred {
+                    s.skip_value()?;
+                    msg.payload_checked = false;
+                } else {
+                    s.value(0)?;
+                }
                 let raw = &s.text[start..s.pos];
+                if raw == "null" {
+                    msg.payload_checked |= member == Member::Payload;
+                }
                 let raw = (raw != "null").then_some(raw);
                 match member {
                     Member::Payload => msg.payload = raw,
@@ -435,7 +505,8 @@ pub(crate) mod scan {
             }
             i += 8;
         }
-        bytes[i..]
+        bytes
+            .get(i..)?
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
             .map(|at| i + at)
@@ -552,6 +623,64 @@ pub(crate) mod scan {
                 (self.digits() > 0).then_some(())?;
             }
             Some(())
+        }
+
+        /// Moves past one value without validating it: a string, an array or object (brackets
+        /// counted, strings skipped whole), or the run of bytes up to the next delimiter. It
+        /// only has to find where the value ends; serde_json judges it later.
+        fn skip_value(&mut self) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.skip_string(),
+                b'{' | b'[' => {
+                    let mut depth = 0usize;
+                    loop {
+                        match self.next()? {
+                            b'{' | b'[' => {
+                                depth += 1;
+                                if depth > MAX_DEPTH {
+                                    return None;
+                                }
+                            }
+                            b'}' | b']' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    return Some(());
+                                }
+                            }
+                            b'"' => {
+                                self.pos -= 1;
+                                self.skip_string()?;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {
+                    let start = self.pos;
+                    while let Some(b) = self.peek() {
+                        if matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                    (self.pos > start).then_some(())
+                }
+            }
+        }
+
+        /// Moves past a string, whatever its escapes.
+        #[inline]
+        fn skip_string(&mut self) -> Option<()> {
+            self.eat(b'"')?;
+            loop {
+                let stop = string_stop(self.bytes, self.pos)?;
+                self.pos = stop + 1;
+                match self.bytes[stop] {
+                    b'"' => return Some(()),
+                    b'\\' => self.pos += 1,
+                    _ => {} // a control character: serde_json reports it
+                }
+            }
         }
 
         #[inline]
@@ -722,9 +851,7 @@ mod tests {
     fn assert_scanner_agrees(text: &str) -> bool {
         match scan::envelope(text) {
             Some(fast) => {
-                let slow = decode_with_serde(text)
-                    .unwrap_or_else(|e| panic!("scanner accepted {text:?}, serde_json says {e}"));
-                assert_eq!(fast, slow, "{text:?}");
+                assert_scanner_agrees_with_serde(&fast, text);
                 true
             }
             None => false,
@@ -749,23 +876,39 @@ mod tests {
 
     #[test]
     fn the_scanner_leaves_the_rest_to_serde_json() {
+        // Payloads the scanner validates itself: before the name, or a reserved name's.
+        const BAD_PAYLOADS: &[&str] = &[
+            r#""\ud800""#,
+            "[1,]",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "tru",
+            r#"{"a" 1}"#,
+        ];
+        for payload in BAD_PAYLOADS {
+            for frame in [
+                format!(r#"{{"p":{payload},"n":"x"}}"#),
+                format!(r#"{{"n":"_r","i":1,"p":{payload}}}"#),
+            ] {
+                assert!(
+                    !assert_scanner_agrees(&frame),
+                    "{frame} must not take the fast path"
+                );
+            }
+        }
         for frame in [
             r#"{"n":"x","n":"y"}"#,
             r#"{"n":"\u0041"}"#,
-            r#"{"n":"x","p":"\ud800"}"#,
-            r#"{"n":"x","p":[1,]}"#,
-            r#"{"n":"x","p":01}"#,
-            r#"{"n":"x","p":1.}"#,
-            r#"{"n":"x","p":.5}"#,
-            r#"{"n":"x","p":-}"#,
-            r#"{"n":"x","p":tru}"#,
             r#"{"n":"x"} x"#,
             r#"{"n":"x",}"#,
             r#"{"p":1}"#,
             "{\"n\":\"a\u{1}b\"}",
             "{\"n\":\"x\",\"\u{1d}\":1}",
             r#"{"n":"x","""":1}"#,
-            r#"{"n":"x","p":{"a" 1}}"#,
+            r#"{"n":"x","p":[1}"#,
+            r#"{"n":"x","p":"open}"#,
         ] {
             assert!(
                 !assert_scanner_agrees(frame),
@@ -774,6 +917,31 @@ mod tests {
         }
         let deep = format!(r#"{{"n":"x","p":{}{}}}"#, "[".repeat(100), "]".repeat(100));
         assert!(!assert_scanner_agrees(&deep));
+    }
+
+    #[test]
+    fn a_named_message_s_payload_is_left_for_its_handler_to_validate() {
+        let m = decode(r#"{"n":"add","p":{"a":[1,2],"b":"x\"}"},"i":"k"}"#).unwrap();
+        assert!(!m.payload_checked);
+        assert_eq!(m.payload, Some(r#"{"a":[1,2],"b":"x\"}"}"#));
+        assert_eq!(m.id, Some(r#""k""#));
+        // Not JSON, yet delimited: the frame decodes, and check_json finds the error.
+        for payload in [r#"{"a" 1}"#, "[1,]", "tru", "01"] {
+            let frame = format!(r#"{{"n":"x","p":{payload},"i":1}}"#);
+            let m = decode(&frame).unwrap();
+            assert!(!m.payload_checked);
+            assert_eq!(m.payload, Some(payload));
+            assert!(check_json(payload).is_err(), "{payload}");
+            assert!(assert_scanner_agrees(&frame));
+        }
+        // Responses and a payload before the name are validated whole.
+        assert!(
+            decode(r#"{"n":"_r","i":1,"p":[1,2]}"#)
+                .unwrap()
+                .payload_checked
+        );
+        assert!(decode(r#"{"p":[1,2],"n":"x"}"#).unwrap().payload_checked);
+        assert!(decode(r#"{"n":"x","p":null}"#).unwrap().payload_checked);
     }
 
     /// Random frames built from envelope pieces, then mutated byte by byte: wherever the

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{start_with, Raw};
+use common::{start_handing_out, start_with, within, Raw};
 use futures_util::SinkExt;
 use roomwire::{Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
@@ -51,6 +51,41 @@ async fn malformed_frames_are_dropped_and_the_connection_stays_open() {
         reply,
         json!({"n": "_r", "i": "ok", "p": "still here", "e": null})
     );
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_json_drops_the_frame_whoever_would_have_read_it() {
+    let (server, addr, mut conns) = start_handing_out(Server::builder()).await;
+    server.on_request("num", |_c: ServerConnection, n: u32| async move {
+        Ok::<_, Rejection>(n)
+    });
+    server.on_request("echo", |_c: ServerConnection, v: Value| async move {
+        Ok::<_, Rejection>(v)
+    });
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(conns.recv()).await.unwrap();
+    let bad = [
+        // A handler whose type fails first on what it sees, before the syntax error.
+        r#"{"n":"num","p":{"a" 1},"i":"a"}"#,
+        r#"{"n":"num","p":[1,],"i":"b"}"#,
+        r#"{"n":"echo","p":tru,"i":"c"}"#,
+        r#"{"n":"echo","p":{"a":01},"i":"d"}"#,
+        // No handler, and a message that wants no answer.
+        r#"{"n":"nope","p":[1,],"i":"e"}"#,
+        r#"{"n":"echo","p":"\x"}"#,
+    ];
+    for frame in bad {
+        raw.send_text(frame).await;
+    }
+    // JSON of the wrong type is a rejection, not a malformed frame; and it is the first
+    // answer: none of the frames above got one.
+    raw.send_text(r#"{"n":"num","p":"x","i":"w"}"#).await;
+    let reply = raw.recv().await;
+    assert_eq!(reply["i"], "w", "{reply}");
+    assert_eq!(reply["e"]["name"], "InvalidPayload", "{reply}");
+    assert_eq!(conn.malformed_frames(), bad.len() as u32);
+    let reply = raw.request("num", json!("ok"), json!(7)).await;
+    assert_eq!(reply["p"], 7);
 }
 
 #[tokio::test]

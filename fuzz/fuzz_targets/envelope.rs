@@ -1,4 +1,5 @@
-//! The envelope decoder: never panics, and the fast scanner never disagrees with serde_json.
+//! The envelope decoder: never panics, and the fast scanner reads every frame as serde_json
+//! does (or leaves a payload that is not JSON for the handler's deserialization to find).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -22,7 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::peer::Peer;
 use crate::error::{Error, Rejection};
-use crate::handler::{BoxFuture, Handlers};
+use crate::handler::{BoxFuture, Handlers, PayloadText};
 use crate::protocol::{self, close_code, names, Payload, RawId};
 
 /// How a connection ended: the close code and reason (sent by us, or received from the peer;
@@ -521,6 +521,19 @@ pub(crate) fn route<E: Endpoint>(
             return;
         }
     };
+    // The payload of a named message is not checked yet when no handler reads it (see
+    // `protocol::scan`): before anything else is done with the frame, it is, and a frame
+    // that is not JSON is dropped as malformed.
+    let malformed = || match msg.payload {
+        Some(raw) if !msg.payload_checked => match protocol::check_json(raw) {
+            Ok(()) => false,
+            Err(e) => {
+                peer.report_malformed(&protocol::FrameError::Malformed(e));
+                true
+            }
+        },
+        _ => false,
+    };
     let reply = |rejection: Rejection| {
         if let Some(id) = msg.id {
             let _ = peer.queue(protocol::encode_reject(&RawId::new(id), &rejection));
@@ -564,6 +577,9 @@ pub(crate) fn route<E: Endpoint>(
             format!("{reserved:?} is a reserved name this endpoint does not know"),
         )),
         name if name.len() > cfg.max_name_len => {
+            if malformed() {
+                return;
+            }
             if msg.id.is_none() {
                 tracing::warn!(len = name.len(), "dropped a message whose name is too long");
             }
@@ -577,15 +593,18 @@ pub(crate) fn route<E: Endpoint>(
             ))
         }
         name => {
-            if !ep.is_open() {
-                return reply(Rejection::new(
-                    "HandshakeRequired",
-                    format!(
-                        "{name:?} arrived before the handshake was accepted; send \"_h\" first"
-                    ),
-                ));
-            }
-            let Some(handler) = handlers.get(name) else {
+            let Some(handler) = handlers.get(name).filter(|_| ep.is_open()) else {
+                if malformed() {
+                    return;
+                }
+                if !ep.is_open() {
+                    return reply(Rejection::new(
+                        "HandshakeRequired",
+                        format!(
+                            "{name:?} arrived before the handshake was accepted; send \"_h\" first"
+                        ),
+                    ));
+                }
                 if msg.id.is_none() {
                     tracing::debug!(message = name, "dropped a message with no handler");
                 }
@@ -593,6 +612,9 @@ pub(crate) fn route<E: Endpoint>(
             };
             let max_in_flight = cfg.max_in_flight;
             if tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
+                if malformed() {
+                    return;
+                }
                 if msg.id.is_none() {
                     tracing::warn!(
                         message = name,
@@ -604,7 +626,11 @@ pub(crate) fn route<E: Endpoint>(
                     format!("more than {max_in_flight} requests in flight on this connection; wait for responses before sending more"),
                 ));
             }
-            if let Some(mut fut) = handler.call(ep, name, msg.payload, msg.id.map(RawId::new)) {
+            let payload = PayloadText {
+                raw: msg.payload,
+                checked: msg.payload_checked,
+            };
+            if let Some(mut fut) = handler.call(ep, name, payload, msg.id.map(RawId::new)) {
                 // Most handlers finish on their first poll: run them here, and keep only the
                 // rest (FuturesUnordered polls a pushed future again with the task's waker).
                 if (&mut fut).now_or_never().is_none() {
