@@ -71,12 +71,17 @@ pub(crate) fn websocket_config(
     read_buffer_size: usize,
     max_message_size: usize,
 ) -> WebSocketConfig {
+    let max_message_size = max_message_size.min(MAX_MESSAGE_SIZE);
     WebSocketConfig::default()
         .read_buffer_size(read_buffer_size)
         .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size))
 }
+
+/// The largest `max_message_size` either end honours: 4 GiB, so offsets into a received
+/// frame fit in 32 bits (a received payload keeps its frame and two such offsets).
+pub(crate) const MAX_MESSAGE_SIZE: usize = u32::MAX as usize;
 
 /// Builds a [`Server`]. Start with [`Server::builder`].
 ///
@@ -120,7 +125,7 @@ impl ServerBuilder {
     }
 
     /// The largest message (and frame) the server accepts; a larger one closes the
-    /// connection with 1009. Defaults to 1 MiB.
+    /// connection with 1009. Defaults to 1 MiB; at most 4 GiB (a larger value counts as 4 GiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.config.max_message_size = bytes;
         self

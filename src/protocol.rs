@@ -226,8 +226,9 @@ impl fmt::Debug for RawId {
 #[derive(Clone)]
 pub(crate) struct Payload {
     frame: Utf8Bytes,
-    start: usize,
-    end: usize,
+    /// Offsets into `frame`: frames are at most 4 GiB (see `config::MAX_MESSAGE_SIZE`).
+    start: u32,
+    end: u32,
 }
 
 impl Payload {
@@ -236,10 +237,12 @@ impl Payload {
         match raw {
             Some(raw) => {
                 let start = raw.as_ptr() as usize - frame.as_str().as_ptr() as usize;
+                // Frames are at most 4 GiB (`config::MAX_MESSAGE_SIZE`): the offsets fit.
+                let offset = |at: usize| u32::try_from(at).unwrap_or(u32::MAX);
                 Payload {
                     frame: frame.clone(),
-                    start,
-                    end: start + raw.len(),
+                    start: offset(start),
+                    end: offset(start + raw.len()),
                 }
             }
             None => Payload {
@@ -251,7 +254,10 @@ impl Payload {
     }
 
     pub(crate) fn get(&self) -> &str {
-        &self.frame.as_str()[self.start..self.end]
+        // Always in bounds (see `new`); an empty payload, which deserializes to an error,
+        // rather than a panic if that ever changed.
+        let range = self.start as usize..self.end as usize;
+        self.frame.as_str().get(range).unwrap_or_default()
     }
 
     pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(&self) -> serde_json::Result<T> {

@@ -162,7 +162,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest message the client accepts. Defaults to 16 MiB.
+    /// The largest message the client accepts. Defaults to 16 MiB; at most 4 GiB (a larger
+    /// value counts as 4 GiB).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes;
         self
