@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
@@ -170,16 +171,16 @@ where
                             break 'driver ended.take().unwrap_or(info);
                         }
                     }
-                    match ws.next().now_or_never() {
-                        Some(next) => msg = next,
-                        None => break,
+                    match poll_now(|cx| ws.poll_next_unpin(cx)).await {
+                        Poll::Ready(next) => msg = next,
+                        Poll::Pending => break,
                     }
                 }
                 // Run the handlers that are ready now (most finish on their first poll).
-                run_ready(&mut tasks);
+                run_ready(&mut tasks).await;
             }
             Some(()) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
-                run_ready(&mut tasks);
+                run_ready(&mut tasks).await;
             }
             end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
                 handshake = None;
@@ -306,10 +307,17 @@ fn spawn_task(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>, fut: BoxFutur
     tasks.get_or_insert_with(FuturesUnordered::new).push(fut);
 }
 
+/// Polls `poll` once with the task's own context (unlike `now_or_never`, whose no-op
+/// waker would displace the task's waker wherever `poll` registers it, only for the next
+/// poll to put it back) and returns what it gave, ready or not.
+async fn poll_now<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await
+}
+
 /// Polls the running handlers that are ready; drops the set once it is empty.
-fn run_ready(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>) {
+async fn run_ready(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>) {
     if let Some(set) = tasks {
-        while let Some(Some(())) = set.next().now_or_never() {}
+        while let Poll::Ready(Some(())) = poll_now(|cx| set.poll_next_unpin(cx)).await {}
         if set.is_empty() {
             *tasks = None;
         }
