@@ -9,6 +9,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures_util::FutureExt;
@@ -155,15 +156,42 @@ where
 type HandlerMap<E> = HashMap<Box<str>, Arc<dyn ErasedHandler<E>>, FastHash>;
 
 /// Named request handlers.
+///
+/// Copy-on-write: registering builds a new map (rare: usually before serving), and every
+/// connection looks handlers up in a [`Snapshot`] of its own, checking one version counter
+/// that only registering writes. So a request touches no lock and no reference count that
+/// every connection shares: on many cores those would bounce between caches on every request.
 pub(crate) struct Handlers<E: Endpoint> {
-    map: RwLock<HandlerMap<E>>,
+    map: RwLock<Arc<HandlerMap<E>>>,
+    version: AtomicU64,
 }
 
 impl<E: Endpoint> Default for Handlers<E> {
     fn default() -> Self {
         Handlers {
-            map: RwLock::new(HashMap::default()),
+            map: RwLock::default(),
+            version: AtomicU64::new(0),
         }
+    }
+}
+
+/// One connection's view of the [`Handlers`], refreshed when a handler is registered.
+pub(crate) struct Snapshot<E: Endpoint> {
+    version: u64,
+    map: Arc<HandlerMap<E>>,
+}
+
+impl<E: Endpoint> Snapshot<E> {
+    /// The handler for `name`, as registered in `handlers` now.
+    pub(crate) fn get(
+        &mut self,
+        handlers: &Handlers<E>,
+        name: &str,
+    ) -> Option<&Arc<dyn ErasedHandler<E>>> {
+        if handlers.version.load(Ordering::Acquire) != self.version {
+            *self = handlers.snapshot();
+        }
+        self.map.get(name)
     }
 }
 
@@ -177,18 +205,21 @@ impl<E: Endpoint> Handlers<E> {
             !name.starts_with('_'),
             "message names starting with '_' are reserved by the protocol: {name:?}"
         );
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.into(), handler);
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = HandlerMap::clone(&map);
+        next.insert(name.into(), handler);
+        *map = Arc::new(next);
+        // After the map: a snapshot that sees the new version also gets the new map.
+        self.version.fetch_add(1, Ordering::Release);
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn ErasedHandler<E>>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+    /// The handlers registered now, for one connection to look up.
+    pub(crate) fn snapshot(&self) -> Snapshot<E> {
+        // The version first: a registration in between makes the snapshot look stale (and
+        // refresh), never look current while missing the new handler.
+        let version = self.version.load(Ordering::Acquire);
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner()).clone();
+        Snapshot { version, map }
     }
 }
 

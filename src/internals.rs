@@ -7,6 +7,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::connection::driver::{route, DriverConfig};
 use crate::connection::ServerConnection;
+use crate::handler::Snapshot;
 use crate::handshake::RequestInfo;
 use crate::protocol::{self, scan, RawId};
 use crate::server::Server;
@@ -53,6 +54,7 @@ pub struct Dispatcher {
     conn: ServerConnection,
     server: Server,
     cfg: DriverConfig,
+    lookup: Snapshot<ServerConnection>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -82,6 +84,7 @@ impl Dispatcher {
             conn,
             server: server.clone(),
             cfg,
+            lookup: shared.handlers.snapshot(),
         }
     }
 
@@ -90,10 +93,10 @@ impl Dispatcher {
     pub fn dispatch(&mut self, frame: &str) -> usize {
         let mut tasks = None;
         let mut handshake = None;
-        let handlers = self.server.shared().handlers.clone();
+        let handlers = &self.server.shared().handlers;
         route(
             &self.conn,
-            &handlers,
+            (handlers, &mut self.lookup),
             &mut tasks,
             &mut handshake,
             &self.cfg,

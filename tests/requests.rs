@@ -244,6 +244,24 @@ async fn a_request_times_out_while_the_socket_is_stalled_by_a_peer_that_does_not
 }
 
 #[tokio::test]
+async fn handlers_registered_or_replaced_while_connected_take_effect_at_once() {
+    let (server, addr) = start_with(Server::builder(), |_| {}).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let reply = raw.request("late", json!(1), Value::Null).await;
+    assert_eq!(reply["e"]["name"], "NoHandler", "{reply}");
+    server.on_request("late", |_c: ServerConnection, (): ()| async move {
+        Ok::<_, Rejection>("first")
+    });
+    let reply = raw.request("late", json!(2), Value::Null).await;
+    assert_eq!(reply["p"], "first", "{reply}");
+    server.on_request("late", |_c: ServerConnection, (): ()| async move {
+        Ok::<_, Rejection>("second")
+    });
+    let reply = raw.request("late", json!(3), Value::Null).await;
+    assert_eq!(reply["p"], "second", "{reply}");
+}
+
+#[tokio::test]
 async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
     let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;

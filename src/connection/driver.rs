@@ -23,7 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::peer::Peer;
 use crate::error::{Error, Rejection};
-use crate::handler::{BoxFuture, Handlers, PayloadText};
+use crate::handler::{BoxFuture, Handlers, PayloadText, Snapshot};
 use crate::protocol::{self, close_code, names, Payload, RawId};
 
 /// How a connection ended: the close code and reason (sent by us, or received from the peer;
@@ -91,6 +91,7 @@ where
     E: Endpoint,
 {
     let peer = ep.peer();
+    let mut lookup = handlers.snapshot();
     // Created on first use and dropped when empty: an idle connection holds none.
     let mut tasks: Option<FuturesUnordered<BoxFuture<()>>> = None;
     let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
@@ -150,7 +151,7 @@ where
                     match read_event(peer, msg) {
                         ReadEvent::Text(text) => {
                             if !closing {
-                                route(&ep, &handlers, &mut tasks, &mut handshake, &cfg, text);
+                                route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
                             }
                         }
                         ReadEvent::Control => {}
@@ -380,7 +381,9 @@ where
                         let armed = armed_at(&timer);
                         timers.arm_for_pending(timer.as_mut(), peer, armed);
                         if let Some(request) = peer.close_request() {
-                            match tokio::time::timeout(close_timeout, &mut write).await {
+                            // Boxed: it runs once per connection at most, and its timer would
+                            // otherwise make every connection's task larger.
+                            match Box::pin(tokio::time::timeout(close_timeout, &mut write)).await {
                                 Ok(Ok(())) => return Flushed::CloseRequested,
                                 _ => return Flushed::Failed(CloseInfo { code: request.code, reason: request.reason }),
                             }
@@ -515,7 +518,7 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
 /// the handshake to the endpoint, named messages to their handler.
 pub(crate) fn route<E: Endpoint>(
     ep: &E,
-    handlers: &Handlers<E>,
+    (handlers, lookup): (&Handlers<E>, &mut Snapshot<E>),
     tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>,
     handshake: &mut Option<BoxFuture<HandshakeEnd>>,
     cfg: &DriverConfig,
@@ -601,7 +604,7 @@ pub(crate) fn route<E: Endpoint>(
             ))
         }
         name => {
-            let Some(handler) = handlers.get(name).filter(|_| ep.is_open()) else {
+            let Some(handler) = lookup.get(handlers, name).filter(|_| ep.is_open()) else {
                 if malformed() {
                     return;
                 }
