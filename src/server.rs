@@ -414,10 +414,62 @@ impl Drop for OpenSlot<'_> {
 }
 
 /// One connection from accept to cleanup.
-async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_addr: SocketAddr) {
-    let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
-    let _slot = OpenSlot(&shared.open);
-    let over_limit = open > shared.config.max_connections;
+///
+/// An async block rather than an `async fn` (which keeps its arguments twice in its future),
+/// and the upgrade boxed (it runs once, and its future is larger than the rest of the
+/// connection's): every live connection's task is that much smaller.
+fn run_connection(
+    shared: Arc<ServerShared>,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+) -> impl Future<Output = ()> {
+    async move {
+        let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
+        let _slot = OpenSlot(&shared.open);
+        let over_limit = open > shared.config.max_connections;
+        let Some((ws, request)) = Box::pin(upgrade(&shared, stream, remote_addr, over_limit)).await
+        else {
+            return;
+        };
+
+        let conn = ServerConnection::new(shared.clone(), request);
+        if shared.shutdown.is_cancelled() {
+            conn.close(close_code::GOING_AWAY, "Server closing");
+        }
+        let cfg = DriverConfig {
+            ping_interval: shared.config.ping_interval,
+            max_in_flight: shared.config.max_requests_in_flight,
+            max_name_len: shared.config.max_name_len,
+            close_timeout: shared.config.close_timeout,
+        };
+        let info = driver::drive(ws, conn.clone(), shared.handlers.clone(), cfg).await;
+
+        let was_connected = conn.state() == ConnectionState::Connected;
+        conn.mark_disconnected();
+        let hook = shared.hooks().on_disconnect.clone();
+        if let (true, Some(hook)) = (was_connected, hook) {
+            use futures_util::FutureExt;
+            if std::panic::AssertUnwindSafe(hook(conn.clone(), info))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
+            }
+        }
+        conn.leave_for_good();
+        conn.unregister();
+    }
+}
+
+/// The HTTP upgrade, within the upgrade timeout: the socket and what the request said, or
+/// `None` (refused past `max_connections`, failed, timed out, or the server is closing).
+async fn upgrade(
+    shared: &ServerShared,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    over_limit: bool,
+) -> Option<(tokio_tungstenite::WebSocketStream<TcpStream>, RequestInfo)> {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
@@ -445,46 +497,21 @@ async fn run_connection(shared: Arc<ServerShared>, stream: TcpStream, remote_add
         Some(shared.config.websocket()),
     );
     let ws = tokio::select! {
-        () = shared.shutdown.cancelled() => return,
+        () = shared.shutdown.cancelled() => return None,
         upgraded = tokio::time::timeout(shared.config.upgrade_timeout, upgrade) => match upgraded {
             Ok(Ok(ws)) => ws,
             Ok(Err(e)) => {
                 tracing::debug!(%remote_addr, error = %e, "WebSocket upgrade failed");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::debug!(%remote_addr, "WebSocket upgrade timed out");
-                return;
+                return None;
             }
         },
     };
-    let request = request.unwrap_or_else(|| RequestInfo::unknown(remote_addr));
-
-    let conn = ServerConnection::new(shared.clone(), request);
-    if shared.shutdown.is_cancelled() {
-        conn.close(close_code::GOING_AWAY, "Server closing");
-    }
-    let cfg = DriverConfig {
-        ping_interval: shared.config.ping_interval,
-        max_in_flight: shared.config.max_requests_in_flight,
-        max_name_len: shared.config.max_name_len,
-        close_timeout: shared.config.close_timeout,
-    };
-    let info = driver::drive(ws, conn.clone(), shared.handlers.clone(), cfg).await;
-
-    let was_connected = conn.state() == ConnectionState::Connected;
-    conn.mark_disconnected();
-    let hook = shared.hooks().on_disconnect.clone();
-    if let (true, Some(hook)) = (was_connected, hook) {
-        use futures_util::FutureExt;
-        if std::panic::AssertUnwindSafe(hook(conn.clone(), info))
-            .catch_unwind()
-            .await
-            .is_err()
-        {
-            tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
-        }
-    }
-    conn.leave_for_good();
-    conn.unregister();
+    Some((
+        ws,
+        request.unwrap_or_else(|| RequestInfo::unknown(remote_addr)),
+    ))
 }

@@ -6,6 +6,7 @@
 //! (the handshake, who handlers receive) comes from the [`Endpoint`].
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -80,161 +81,165 @@ pub(crate) struct DriverConfig {
 /// pending request has been failed with [`Error::Disconnected`], the outbound queue refuses
 /// new frames, and handlers still running are left to finish in a task of their own (their
 /// responses go nowhere).
-pub(crate) async fn drive<S, E>(
+pub(crate) fn drive<S, E>(
     mut ws: WebSocketStream<S>,
     ep: E,
     handlers: Arc<Handlers<E>>,
     cfg: DriverConfig,
-) -> CloseInfo
+) -> impl Future<Output = CloseInfo>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     E: Endpoint,
 {
-    let peer = ep.peer();
-    let mut lookup = handlers.snapshot();
-    // Created on first use and dropped when empty: an idle connection holds none.
-    let mut tasks: Option<FuturesUnordered<BoxFuture<()>>> = None;
-    let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
-    let mut auto_ping: Option<BoxFuture<Result<Duration, Error>>> = None;
+    // An async block, not an `async fn`: an `async fn` keeps its arguments twice in its
+    // future (as arguments and as locals), and the socket alone is 300 bytes per connection.
+    async move {
+        let peer = ep.peer();
+        let mut lookup = handlers.snapshot();
+        // Created on first use and dropped when empty: an idle connection holds none.
+        let mut tasks: Option<FuturesUnordered<BoxFuture<()>>> = None;
+        let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
+        let mut auto_ping: Option<BoxFuture<Result<Duration, Error>>> = None;
 
-    let wake = peer.wake.notified();
-    tokio::pin!(wake);
-    let started = Instant::now();
-    let mut timers = Timers {
-        handshake_at: ep.handshake_timeout().map(|t| started + t),
-        close_at: None,
-        ping_interval: cfg.ping_interval,
-        last_received: started,
-        stale: false,
-    };
-    // One timer for every deadline (handshake, ping, close, the pending requests' timeouts):
-    // an idle connection holds one.
-    let timer = tokio::time::sleep_until(started.into());
-    tokio::pin!(timer);
-    timers.arm(timer.as_mut(), &ep, false, started);
+        let wake = peer.wake.notified();
+        tokio::pin!(wake);
+        let started = Instant::now();
+        let mut timers = Timers {
+            handshake_at: ep.handshake_timeout().map(|t| started + t),
+            close_at: None,
+            ping_interval: cfg.ping_interval,
+            last_received: started,
+            stale: false,
+        };
+        // One timer for every deadline (handshake, ping, close, the pending requests' timeouts):
+        // an idle connection holds one.
+        let timer = tokio::time::sleep_until(started.into());
+        tokio::pin!(timer);
+        timers.arm(timer.as_mut(), &ep, false, started);
 
-    // Set once a close frame was sent or received: from then on only reading goes on.
-    let mut closing = false;
-    let mut ended: Option<CloseInfo> = None;
+        // Set once a close frame was sent or received: from then on only reading goes on.
+        let mut closing = false;
+        let mut ended: Option<CloseInfo> = None;
 
-    let outcome = 'driver: loop {
-        // `biased`: the outbound queue first (frames to write, a close to perform), then a
-        // read turn. A read turn handles every frame already buffered (up to MAX_BATCH) and
-        // runs the handlers that are ready, so their responses leave together in one write.
-        tokio::select! {
-            biased;
-            () = &mut wake, if !closing => {
-                wake.set(peer.wake.notified());
-                let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout).await;
-                // A request queued since carries a deadline the timer may not cover yet.
-                if timers.stale || peer.pending.earliest().is_some_and(|at| at < armed_at(&timer)) {
-                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
-                }
-                match flushed {
-                    Flushed::Idle => {}
-                    Flushed::CloseRequested => {
-                        closing = true;
-                        match begin_close(&mut ws, peer, cfg.close_timeout).await {
-                            Ok(info) => ended = Some(info),
-                            Err(info) => break info,
-                        }
-                        timers.close_at = Some(Instant::now() + cfg.close_timeout);
+        let outcome = 'driver: loop {
+            // `biased`: the outbound queue first (frames to write, a close to perform), then a
+            // read turn. A read turn handles every frame already buffered (up to MAX_BATCH) and
+            // runs the handlers that are ready, so their responses leave together in one write.
+            tokio::select! {
+                biased;
+                () = &mut wake, if !closing => {
+                    wake.set(peer.wake.notified());
+                    let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout).await;
+                    // A request queued since carries a deadline the timer may not cover yet.
+                    if timers.stale || peer.pending.earliest().is_some_and(|at| at < armed_at(&timer)) {
                         timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                     }
-                    Flushed::Failed(info) => break ended.take().unwrap_or(info),
-                }
-            }
-            msg = ws.next() => {
-                timers.last_received = Instant::now();
-                let mut msg = msg;
-                for _ in 0..MAX_BATCH {
-                    match read_event(peer, msg) {
-                        ReadEvent::Text(text) => {
-                            if !closing {
-                                route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
+                    match flushed {
+                        Flushed::Idle => {}
+                        Flushed::CloseRequested => {
+                            closing = true;
+                            match begin_close(&mut ws, peer, cfg.close_timeout).await {
+                                Ok(info) => ended = Some(info),
+                                Err(info) => break info,
                             }
+                            timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                            timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                         }
-                        ReadEvent::Control => {}
-                        ReadEvent::PeerClose(info) => {
-                            // tungstenite queues the reply; keep polling until the stream ends.
-                            if !closing {
-                                closing = true;
-                                timers.close_at = Some(Instant::now() + cfg.close_timeout);
-                                timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
-                            }
-                            ended.get_or_insert(info);
-                        }
-                        ReadEvent::Fail { info, send_close } => {
-                            if send_close {
-                                let frame = close_frame(info.code, &info.reason);
-                                let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame))).await;
-                            }
-                            break 'driver ended.take().unwrap_or(info);
-                        }
-                    }
-                    match poll_now(|cx| ws.poll_next_unpin(cx)).await {
-                        Poll::Ready(next) => msg = next,
-                        Poll::Pending => break,
+                        Flushed::Failed(info) => break ended.take().unwrap_or(info),
                     }
                 }
-                // Run the handlers that are ready now (most finish on their first poll).
-                run_ready(&mut tasks).await;
-            }
-            Some(()) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
-                run_ready(&mut tasks).await;
-            }
-            end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
-                handshake = None;
-                match end {
-                    HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, hook),
-                    HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
-                    HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
-                }
-                timers.handshake_at = None;
-            }
-            result = async { auto_ping.as_mut().expect("guarded").await }, if auto_ping.is_some() => {
-                auto_ping = None;
-                match result {
-                    Ok(_) | Err(Error::Disconnected) => {}
-                    Err(_) => peer.close(close_code::PING_FAILED, "Ping failed"),
-                }
-                timers.arm(timer.as_mut(), &ep, false, Instant::now());
-            }
-            () = &mut timer => {
-                let now = Instant::now();
-                if timers.close_at.is_some_and(|at| now >= at) {
-                    break ended.take().unwrap_or(CloseInfo {
-                        code: close_code::DISCONNECT_TIMEOUT,
-                        reason: "Disconnect timeout".into(),
-                    });
-                }
-                if let Some(at) = timers.handshake_at {
-                    if ep.is_open() {
-                        timers.handshake_at = None;
-                    } else if now >= at && !closing {
-                        let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
-                        peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
-                        handshake = None;
-                        timers.handshake_at = None;
+                msg = ws.next() => {
+                    timers.last_received = Instant::now();
+                    let mut msg = msg;
+                    for _ in 0..MAX_BATCH {
+                        match read_event(peer, msg) {
+                            ReadEvent::Text(text) => {
+                                if !closing {
+                                    route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
+                                }
+                            }
+                            ReadEvent::Control => {}
+                            ReadEvent::PeerClose(info) => {
+                                // tungstenite queues the reply; keep polling until the stream ends.
+                                if !closing {
+                                    closing = true;
+                                    timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                                }
+                                ended.get_or_insert(info);
+                            }
+                            ReadEvent::Fail { info, send_close } => {
+                                if send_close {
+                                    let frame = close_frame(info.code, &info.reason);
+                                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame))).await;
+                                }
+                                break 'driver ended.take().unwrap_or(info);
+                            }
+                        }
+                        match poll_now(|cx| ws.poll_next_unpin(cx)).await {
+                            Poll::Ready(next) => msg = next,
+                            Poll::Pending => break,
+                        }
                     }
+                    // Run the handlers that are ready now (most finish on their first poll).
+                    run_ready(&mut tasks).await;
                 }
-                expire_due(peer, now);
-                let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
-                if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
-                    let ep = ep.clone();
-                    auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
+                Some(()) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
+                    run_ready(&mut tasks).await;
                 }
-                timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), now);
+                end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
+                    handshake = None;
+                    match end {
+                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, hook),
+                        HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
+                        HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
+                    }
+                    timers.handshake_at = None;
+                }
+                result = async { auto_ping.as_mut().expect("guarded").await }, if auto_ping.is_some() => {
+                    auto_ping = None;
+                    match result {
+                        Ok(_) | Err(Error::Disconnected) => {}
+                        Err(_) => peer.close(close_code::PING_FAILED, "Ping failed"),
+                    }
+                    timers.arm(timer.as_mut(), &ep, false, Instant::now());
+                }
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if timers.close_at.is_some_and(|at| now >= at) {
+                        break ended.take().unwrap_or(CloseInfo {
+                            code: close_code::DISCONNECT_TIMEOUT,
+                            reason: "Disconnect timeout".into(),
+                        });
+                    }
+                    if let Some(at) = timers.handshake_at {
+                        if ep.is_open() {
+                            timers.handshake_at = None;
+                        } else if now >= at && !closing {
+                            let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
+                            peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
+                            handshake = None;
+                            timers.handshake_at = None;
+                        }
+                    }
+                    expire_due(peer, now);
+                    let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
+                    if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
+                        let ep = ep.clone();
+                        auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
+                    }
+                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), now);
+                }
             }
-        }
-    };
+        };
 
-    peer.finish();
-    peer.pending.close();
-    if let Some(mut tasks) = tasks.filter(|t| !t.is_empty()) {
-        tokio::spawn(async move { while tasks.next().await.is_some() {} });
+        peer.finish();
+        peer.pending.close();
+        if let Some(mut tasks) = tasks.filter(|t| !t.is_empty()) {
+            tokio::spawn(async move { while tasks.next().await.is_some() {} });
+        }
+        outcome
     }
-    outcome
 }
 
 /// The driver's deadlines, served by one timer.
