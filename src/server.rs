@@ -418,6 +418,7 @@ impl Drop for OpenSlot<'_> {
 /// An async block rather than an `async fn` (which keeps its arguments twice in its future),
 /// and the upgrade boxed (it runs once, and its future is larger than the rest of the
 /// connection's): every live connection's task is that much smaller.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 fn run_connection(
     shared: Arc<ServerShared>,
     stream: TcpStream,

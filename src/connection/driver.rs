@@ -81,6 +81,7 @@ pub(crate) struct DriverConfig {
 /// pending request has been failed with [`Error::Disconnected`], the outbound queue refuses
 /// new frames, and handlers still running are left to finish in a task of their own (their
 /// responses go nowhere).
+#[allow(clippy::manual_async_fn)] // on purpose: see the body
 pub(crate) fn drive<S, E>(
     mut ws: WebSocketStream<S>,
     ep: E,
