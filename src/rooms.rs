@@ -223,7 +223,7 @@ impl BroadcastOperator {
         let id = next_request_id();
         let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
         let timeout = self.timeout.unwrap_or(self.server.config.response_timeout);
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::connection::driver::after(std::time::Instant::now(), timeout);
         let name: Arc<str> = Arc::from(name);
         let pending = FuturesUnordered::new();
         self.server

@@ -343,3 +343,27 @@ async fn dropping_every_client_handle_closes_the_connection() {
     let (_, info) = within(rx.recv()).await.unwrap();
     assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
 }
+
+#[tokio::test]
+async fn the_longest_durations_mean_never_rather_than_a_panic() {
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        s.on_request("twice", |_c: ServerConnection, n: u32| async move {
+            Ok::<_, Rejection>(n * 2)
+        });
+    })
+    .await;
+    let client = Client::builder(url(addr))
+        .response_timeout(Duration::MAX)
+        .handshake_timeout(Duration::MAX)
+        .ping_interval(Duration::MAX)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(
+        within(client.send::<_, u32>("twice", &21)).await.unwrap(),
+        42
+    );
+    let again = client.send_timeout::<_, u32>("twice", &2, Duration::MAX);
+    assert_eq!(within(again).await.unwrap(), 4);
+    client.close().await;
+}

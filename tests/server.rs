@@ -214,3 +214,41 @@ async fn close_under_load_ends_every_call_and_finishes_in_bounded_time() {
     assert_eq!(server.open_connections(), 0);
     assert_eq!(server.status(), ServerStatus::Closed);
 }
+
+#[tokio::test]
+async fn the_longest_durations_mean_never_rather_than_a_panic() {
+    let forever = Duration::MAX;
+    let builder = Server::builder()
+        .response_timeout(forever)
+        .handshake_timeout(forever)
+        .ping_interval(forever)
+        .close_timeout(forever)
+        .upgrade_timeout(forever);
+    let (server, addr, mut conns) = start_handing_out(builder).await;
+    let mut closed = report_disconnects(&server);
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(conns.recv()).await.unwrap();
+    conn.join("r").unwrap();
+    let (c, s) = (conn.clone(), server.clone());
+    let asked = tokio::spawn(async move {
+        let a = c.send::<_, u32>("a", &()).await;
+        let b = c.send_timeout::<_, u32>("b", &(), forever).await;
+        let all = s.to("r").timeout(forever).send::<_, u32>("c", &()).await;
+        (a, b, all)
+    });
+    for answer in [1, 2, 3] {
+        let req = raw.recv().await;
+        raw.send(json!({"n": "_r", "i": req["i"], "p": answer}))
+            .await;
+    }
+    let (a, b, all) = within(asked).await.unwrap();
+    assert_eq!((a.unwrap(), b.unwrap()), (1, 2));
+    let all = all.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(*all[0].result.as_ref().unwrap(), 3);
+    conn.close(4000, "done");
+    let (code, _, _) = raw.recv_close().await;
+    assert_eq!(code, 4000);
+    let (_, info) = within(closed.recv()).await.unwrap();
+    assert_eq!(info.code, 4000);
+}

@@ -461,7 +461,10 @@ impl ClientInner {
             true,
         );
         // One deadline for opening the socket and the handshake together.
-        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+        let deadline = tokio::time::Instant::from_std(driver::after(
+            std::time::Instant::now(),
+            config.handshake_timeout,
+        ));
         let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
             Ok(result) => result?,
             Err(_) => {

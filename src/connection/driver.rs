@@ -40,6 +40,12 @@ pub struct CloseInfo {
 /// A deadline that never comes (a timer with nothing to wait for).
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
+/// `wait` after `from`; a wait too long to represent (`Duration::MAX`, say) means a year,
+/// which is as good as never here and cannot overflow.
+pub(crate) fn after(from: Instant, wait: Duration) -> Instant {
+    from.checked_add(wait.min(FAR_FUTURE)).unwrap_or(from)
+}
+
 /// The most frames read in one turn.
 const MAX_BATCH: usize = 256;
 
@@ -106,7 +112,7 @@ where
         tokio::pin!(wake);
         let started = Instant::now();
         let mut timers = Timers {
-            handshake_at: ep.handshake_timeout().map(|t| started + t),
+            handshake_at: ep.handshake_timeout().map(|t| after(started, t)),
             close_at: None,
             ping_interval: cfg.ping_interval,
             last_received: started,
@@ -143,7 +149,7 @@ where
                                 Ok(info) => ended = Some(info),
                                 Err(info) => break info,
                             }
-                            timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                            timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
                             timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                         }
                         Flushed::Failed(info) => break ended.take().unwrap_or(info),
@@ -164,7 +170,7 @@ where
                                 // tungstenite queues the reply; keep polling until the stream ends.
                                 if !closing {
                                     closing = true;
-                                    timers.close_at = Some(Instant::now() + cfg.close_timeout);
+                                    timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
                                     timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                                 }
                                 ended.get_or_insert(info);
@@ -224,7 +230,7 @@ where
                         }
                     }
                     expire_due(peer, now);
-                    let ping_due = !cfg.ping_interval.is_zero() && now >= timers.last_received + cfg.ping_interval;
+                    let ping_due = !cfg.ping_interval.is_zero() && now >= after(timers.last_received, cfg.ping_interval);
                     if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
                         let ep = ep.clone();
                         auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
@@ -295,9 +301,9 @@ impl Timers {
         let ping = if self.ping_interval.is_zero() {
             now + FAR_FUTURE // pings are off
         } else if pinging || !ep.is_open() {
-            now + self.ping_interval
+            after(now, self.ping_interval)
         } else {
-            (self.last_received + self.ping_interval).max(now)
+            after(self.last_received, self.ping_interval).max(now)
         };
         [
             self.handshake_at,

@@ -248,7 +248,7 @@ impl<T: Serialize + ?Sized> Request<'_, T> {
         let id = next_request_id();
         let frame =
             protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
-        let deadline = Instant::now() + self.timeout;
+        let deadline = super::driver::after(Instant::now(), self.timeout);
         self.peer.register(id, deadline, Some(waker.clone()))?;
         match self.peer.queue(frame) {
             Ok(()) => Ok(id),
