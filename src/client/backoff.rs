@@ -74,7 +74,8 @@ impl Backoff {
     pub fn delay(&self, attempt: u32) -> Duration {
         let factor = self.multiplier.powi(attempt.min(1000) as i32);
         let secs = (self.initial_delay.as_secs_f64() * factor).min(self.max_delay.as_secs_f64());
-        Duration::from_secs_f64(secs.max(0.0))
+        // Saturates: a `max_delay` of `Duration::MAX` means no cap, not a panic.
+        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(self.max_delay)
     }
 
     /// The delay before attempt `attempt`, with random jitter added.
@@ -83,7 +84,8 @@ impl Backoff {
         if self.jitter == 0.0 {
             return base;
         }
-        base + base.mul_f64(rand::random_range(0.0..=self.jitter))
+        let extra = base.as_secs_f64() * rand::random_range(0.0..=self.jitter);
+        base.saturating_add(Duration::try_from_secs_f64(extra).unwrap_or(Duration::MAX))
     }
 }
 
@@ -99,6 +101,18 @@ mod tests {
             assert!(d >= b.delay(attempt));
             assert!(d <= b.delay(attempt).mul_f64(1.5) + Duration::from_nanos(1));
         }
+    }
+
+    #[test]
+    fn unbounded_delays_saturate_instead_of_panicking() {
+        let b = Backoff::new(Duration::from_secs(1))
+            .multiplier(1e300)
+            .max_delay(Duration::MAX)
+            .jitter(1.0);
+        for attempt in [0, 1, 5, 1000, u32::MAX] {
+            assert!(b.delay_with_jitter(attempt) >= b.delay(attempt));
+        }
+        assert_eq!(b.delay(u32::MAX), Duration::MAX);
     }
 
     #[test]
