@@ -367,3 +367,47 @@ async fn the_longest_durations_mean_never_rather_than_a_panic() {
     assert_eq!(within(again).await.unwrap(), 4);
     client.close().await;
 }
+
+/// Both ends write far more than the socket buffers hold to each other at once: each must
+/// keep reading while its own write is stalled, or they would wait on each other for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ends_flooding_each_other_both_get_everything() {
+    const N: usize = 400;
+    let (to_test, mut server_got) = mpsc::unbounded_channel::<()>();
+    let (_server, addr) = start_with(Server::builder().outbound_queue(100_000), move |s| {
+        s.on_request("flood", move |_c: ServerConnection, _p: String| {
+            let _ = to_test.send(());
+            async { Ok::<_, Rejection>(()) }
+        });
+        s.on_connection(|c: ServerConnection| async move {
+            let big = "s".repeat(64 * 1024);
+            for _ in 0..N {
+                c.send_without_response("flood", &big).unwrap();
+            }
+        });
+    })
+    .await;
+    let (to_test, mut client_got) = mpsc::unbounded_channel::<()>();
+    let client = Client::builder(url(addr))
+        .outbound_queue(100_000)
+        .on_request("flood", move |_c: Client, _p: String| {
+            let _ = to_test.send(());
+            async { Ok::<_, Rejection>(()) }
+        })
+        .connect()
+        .await
+        .unwrap();
+    let big = "c".repeat(64 * 1024);
+    for _ in 0..N {
+        client.send_without_response("flood", &big).unwrap();
+    }
+    // 26 MB each way; without reading while writing, nothing arrives at all.
+    within(async {
+        for _ in 0..N {
+            server_got.recv().await.unwrap();
+            client_got.recv().await.unwrap();
+        }
+    })
+    .await;
+    client.close().await;
+}

@@ -136,7 +136,8 @@ where
                 biased;
                 () = &mut wake, if !closing => {
                     wake.set(peer.wake.notified());
-                    let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout).await;
+                    let mut on_text = |text| route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
+                    let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout, &mut on_text).await;
                     // A request queued since carries a deadline the timer may not cover yet.
                     if timers.stale || peer.pending.earliest().is_some_and(|at| at < armed_at(&timer)) {
                         timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
@@ -153,6 +154,21 @@ where
                             timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
                         }
                         Flushed::Failed(info) => break ended.take().unwrap_or(info),
+                        Flushed::Read(ReadEvent::PeerClose(info)) => {
+                            closing = true;
+                            timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
+                            timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                            ended.get_or_insert(info);
+                        }
+                        Flushed::Read(ReadEvent::Fail { info, send_close }) => {
+                            if send_close {
+                                let frame = close_frame(info.code, &info.reason);
+                                let _ = Box::pin(tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame)))).await;
+                            }
+                            break ended.take().unwrap_or(info);
+                        }
+                        // Text and control frames were handled while writing.
+                        Flushed::Read(ReadEvent::Text(_) | ReadEvent::Control) => {}
                     }
                 }
                 msg = ws.next() => {
@@ -344,6 +360,8 @@ enum Flushed {
     CloseRequested,
     /// The socket failed, or stalled past the close timeout after a close was requested.
     Failed(CloseInfo),
+    /// While the write was stalled, the peer closed or the socket failed.
+    Read(ReadEvent),
 }
 
 /// Writes everything queued, a batch at a time, flushing once per batch. A peer that does
@@ -362,10 +380,18 @@ async fn flush_queue<'p, S>(
     mut timer: Pin<&mut Sleep>,
     timers: &mut Timers,
     close_timeout: Duration,
+    on_text: &mut (dyn FnMut(Utf8Bytes) + Send),
 ) -> Flushed
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    /// What woke a stalled write.
+    enum Step {
+        Written(Result<(), WsError>),
+        Timer,
+        Woken,
+        Read(Option<Result<Message, WsError>>),
+    }
     loop {
         if peer.close_request().is_some() {
             return Flushed::CloseRequested;
@@ -375,31 +401,57 @@ where
             peer.recycle(batch);
             return Flushed::Idle;
         }
-        let written = {
-            let write = write_batch(ws, &mut batch);
-            tokio::pin!(write);
-            loop {
-                tokio::select! {
-                    biased;
-                    written = &mut write => break written,
-                    () = timer.as_mut() => {
-                        let now = Instant::now();
-                        expire_due(peer, now);
-                        timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
-                    }
-                    () = wake.as_mut() => {
-                        wake.set(peer.wake.notified());
-                        // A request queued meanwhile may be due before the timer fires.
-                        let armed = armed_at(&timer);
-                        timers.arm_for_pending(timer.as_mut(), peer, armed);
-                        if let Some(request) = peer.close_request() {
-                            // Boxed: it runs once per connection at most, and its timer would
-                            // otherwise make every connection's task larger.
-                            match Box::pin(tokio::time::timeout(close_timeout, &mut write)).await {
-                                Ok(Ok(())) => return Flushed::CloseRequested,
-                                _ => return Flushed::Failed(CloseInfo { code: request.code, reason: request.reason }),
+        let written = loop {
+            // In this order: the write (usually done at once), the timer, the queue's wake-up,
+            // and, while the write is stalled, the socket: a peer stalled writing to us must
+            // be read, or two ends writing to each other would wait on each other for ever.
+            let step = std::future::poll_fn(|cx| {
+                if let Poll::Ready(written) = poll_write_batch(ws, &mut batch, cx) {
+                    return Poll::Ready(Step::Written(written));
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Step::Timer);
+                }
+                if wake.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Step::Woken);
+                }
+                ws.poll_next_unpin(cx).map(Step::Read)
+            })
+            .await;
+            match step {
+                Step::Written(written) => break written,
+                Step::Timer => {
+                    let now = Instant::now();
+                    expire_due(peer, now);
+                    timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
+                }
+                Step::Woken => {
+                    wake.set(peer.wake.notified());
+                    // A request queued meanwhile may be due before the timer fires.
+                    let armed = armed_at(&timer);
+                    timers.arm_for_pending(timer.as_mut(), peer, armed);
+                    if let Some(request) = peer.close_request() {
+                        // Boxed: it runs once per connection at most, and its timer would
+                        // otherwise make every connection's task larger.
+                        let rest = std::future::poll_fn(|cx| poll_write_batch(ws, &mut batch, cx));
+                        match Box::pin(tokio::time::timeout(close_timeout, rest)).await {
+                            Ok(Ok(())) => return Flushed::CloseRequested,
+                            _ => {
+                                return Flushed::Failed(CloseInfo {
+                                    code: request.code,
+                                    reason: request.reason,
+                                })
                             }
                         }
+                    }
+                }
+                Step::Read(msg) => {
+                    timers.last_received = Instant::now();
+                    match read_event(peer, msg) {
+                        ReadEvent::Text(text) => on_text(text),
+                        ReadEvent::Control => {}
+                        // The connection is ending: what is left of the batch goes nowhere.
+                        end => return Flushed::Read(end),
                     }
                 }
             }
@@ -415,18 +467,24 @@ where
     }
 }
 
-/// Feeds every frame of `batch`, then flushes once.
-async fn write_batch<S>(
+/// Feeds every frame of `batch`, then flushes; `Pending` while the socket takes no more
+/// (what was fed stays in tungstenite's buffer, the rest in `batch`).
+fn poll_write_batch<S>(
     ws: &mut WebSocketStream<S>,
     batch: &mut VecDeque<Utf8Bytes>,
-) -> Result<(), WsError>
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), WsError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(frame) = batch.pop_front() {
-        ws.feed(Message::Text(frame)).await?;
+        if ws.poll_ready_unpin(cx)?.is_pending() {
+            batch.push_front(frame);
+            return Poll::Pending;
+        }
+        ws.start_send_unpin(Message::Text(frame))?;
     }
-    ws.flush().await
+    ws.poll_flush_unpin(cx)
 }
 
 /// Sends what is still queued (computed responses go out first), then the requested close
