@@ -16,6 +16,7 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::connection::peer::Peer;
 use crate::connection::Endpoint;
 use crate::error::Rejection;
 use crate::fast_hash::FastHash;
@@ -30,6 +31,23 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 pub(crate) struct PayloadText<'a> {
     pub raw: Option<&'a str>,
     pub checked: bool,
+}
+
+impl PayloadText<'_> {
+    /// `true` (and the frame reported as malformed) when the payload was not checked yet and
+    /// is not JSON: then the frame is dropped, with no answer.
+    pub(crate) fn is_malformed(&self, peer: &Peer) -> bool {
+        match self.raw {
+            Some(raw) if !self.checked => match protocol::check_json(raw) {
+                Ok(()) => false,
+                Err(e) => {
+                    peer.report_malformed(&protocol::FrameError::Malformed(e));
+                    true
+                }
+            },
+            _ => false,
+        }
+    }
 }
 
 /// A request handler with its types erased.
@@ -79,12 +97,8 @@ where
         let req: Req = match serde_json::from_str(raw) {
             Ok(req) => req,
             Err(e) => {
-                if !payload.checked {
-                    if let Err(syntax) = protocol::check_json(raw) {
-                        ep.peer()
-                            .report_malformed(&protocol::FrameError::Malformed(syntax));
-                        return None;
-                    }
+                if payload.is_malformed(ep.peer()) {
+                    return None;
                 }
                 let rejection = Rejection::new(
                     "InvalidPayload",

@@ -133,11 +133,16 @@ struct Measured {
     p99_ratios: Vec<f64>,
 }
 
-/// The median of `values` (0 when there are none).
+/// The item whose `key` is the median of all the items' (the upper one of an even count).
+fn median_by<T>(mut items: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    items.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = items.len() / 2;
+    (middle < items.len()).then(|| items.swap_remove(middle))
+}
+
+/// The median of `values` (NaN when there are none).
 fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
+    median_by(values.to_vec(), |v| *v).unwrap_or(f64::NAN)
 }
 
 /// Runs `scenario` `rounds` times against a fresh process of each server in turn — the floor,
@@ -158,7 +163,7 @@ where
         let server = ServerProcess::start(kind);
         rt.block_on(scenario(server.addr, server.pid()))
     };
-    let mut all: Vec<((Outcome, Outcome), Option<Outcome>)> = (0..rounds.max(1))
+    let all: Vec<((Outcome, Outcome), Option<Outcome>)> = (0..rounds.max(1))
         .map(|_| {
             let floor = run("floor");
             let json_floor = json.then(|| run("floor_json"));
@@ -170,20 +175,19 @@ where
         .iter()
         .map(|((floor, roomwire), _)| roomwire.p99.as_secs_f64() / floor.p99.as_secs_f64())
         .collect();
-    let json = json.then(|| {
-        let mut vs_json: Vec<(f64, Outcome)> = all
-            .iter()
-            .filter_map(|((_, roomwire), json)| {
-                let json = json.clone()?;
-                Some((cpu_ratio(&(json.clone(), roomwire.clone())), json))
-            })
-            .collect();
-        let each = vs_json.iter().map(|(r, _)| *r).collect();
-        vs_json.sort_by(|a, b| a.0.total_cmp(&b.0));
-        (vs_json.swap_remove(vs_json.len() / 2).1, each)
-    });
-    all.sort_by(|a, b| ratio(&a.0).total_cmp(&ratio(&b.0)));
-    let median = all.swap_remove(all.len() / 2).0;
+    // The JSON floor's rounds, with roomwire's CPU ratio to each.
+    let vs_json: Vec<(f64, Outcome)> = all
+        .iter()
+        .filter_map(|((_, roomwire), json)| {
+            let json = json.clone()?;
+            Some((roomwire.cpu_per_op_us() / json.cpu_per_op_us(), json))
+        })
+        .collect();
+    let each = vs_json.iter().map(|(r, _)| *r).collect();
+    let json = median_by(vs_json, |(r, _)| *r).map(|(_, json)| (json, each));
+    let median = median_by(all, |(pair, _)| ratio(pair))
+        .expect("at least one round")
+        .0;
     Measured {
         median,
         ratios,

@@ -150,20 +150,17 @@ where
                                 Ok(info) => ended = Some(info),
                                 Err(info) => break info,
                             }
-                            timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
-                            timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                            timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
                         }
                         Flushed::Failed(info) => break ended.take().unwrap_or(info),
                         Flushed::Read(ReadEvent::PeerClose(info)) => {
                             closing = true;
-                            timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
-                            timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                            timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
                             ended.get_or_insert(info);
                         }
                         Flushed::Read(ReadEvent::Fail { info, send_close }) => {
                             if send_close {
-                                let frame = close_frame(info.code, &info.reason);
-                                let _ = Box::pin(tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame)))).await;
+                                send_failure_close(&mut ws, &info, cfg.close_timeout).await;
                             }
                             break ended.take().unwrap_or(info);
                         }
@@ -186,15 +183,13 @@ where
                                 // tungstenite queues the reply; keep polling until the stream ends.
                                 if !closing {
                                     closing = true;
-                                    timers.close_at = Some(after(Instant::now(), cfg.close_timeout));
-                                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
+                                    timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
                                 }
                                 ended.get_or_insert(info);
                             }
                             ReadEvent::Fail { info, send_close } => {
                                 if send_close {
-                                    let frame = close_frame(info.code, &info.reason);
-                                    let _ = tokio::time::timeout(cfg.close_timeout, ws.close(Some(frame))).await;
+                                    send_failure_close(&mut ws, &info, cfg.close_timeout).await;
                                 }
                                 break 'driver ended.take().unwrap_or(info);
                             }
@@ -245,7 +240,7 @@ where
                             timers.handshake_at = None;
                         }
                     }
-                    expire_due(peer, now);
+                    peer.pending.expire(now);
                     let ping_due = !cfg.ping_interval.is_zero() && now >= after(timers.last_received, cfg.ping_interval);
                     if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
                         let ep = ep.clone();
@@ -277,15 +272,6 @@ struct Timers {
     stale: bool,
 }
 
-/// Times out the pending requests that are due (see [`PendingReplies::expire`]).
-///
-/// [`PendingReplies::expire`]: super::pending::PendingReplies::expire
-fn expire_due(peer: &Peer, now: Instant) {
-    if peer.pending.earliest().is_some_and(|at| at <= now) {
-        peer.pending.expire(now);
-    }
-}
-
 /// When `timer` is set to fire.
 fn armed_at(timer: &Pin<&mut Sleep>) -> Instant {
     timer.deadline().into_std()
@@ -296,6 +282,20 @@ impl Timers {
     fn arm<E: Endpoint>(&mut self, timer: Pin<&mut Sleep>, ep: &E, pinging: bool, now: Instant) {
         self.stale = false;
         timer.reset(self.next(ep, pinging, now).into());
+    }
+
+    /// A close frame was sent or received: the connection ends within `close_timeout`,
+    /// whatever the peer does.
+    fn start_closing<E: Endpoint>(
+        &mut self,
+        timer: Pin<&mut Sleep>,
+        ep: &E,
+        pinging: bool,
+        close_timeout: Duration,
+    ) {
+        let now = Instant::now();
+        self.close_at = Some(after(now, close_timeout));
+        self.arm(timer, ep, pinging, now);
     }
 
     /// While a write stalls: sets the timer for the pending requests' next scan, or
@@ -422,7 +422,7 @@ where
                 Step::Written(written) => break written,
                 Step::Timer => {
                     let now = Instant::now();
-                    expire_due(peer, now);
+                    peer.pending.expire(now);
                     timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
                 }
                 Step::Woken => {
@@ -577,6 +577,16 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
     }
 }
 
+/// Sends the close frame of a connection that failed (a protocol error, an oversized
+/// message), within `timeout`; whether it got out does not matter any more.
+async fn send_failure_close<S>(ws: &mut WebSocketStream<S>, info: &CloseInfo, timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = close_frame(info.code, &info.reason);
+    let _ = tokio::time::timeout(timeout, ws.close(Some(frame))).await;
+}
+
 fn close_frame(code: u16, reason: &str) -> CloseFrame {
     CloseFrame {
         code: CloseCode::from(code),
@@ -605,15 +615,9 @@ pub(crate) fn route<E: Endpoint>(
     // The payload of a named message is not checked yet when no handler reads it (see
     // `protocol::scan`): before anything else is done with the frame, it is, and a frame
     // that is not JSON is dropped as malformed.
-    let malformed = || match msg.payload {
-        Some(raw) if !msg.payload_checked => match protocol::check_json(raw) {
-            Ok(()) => false,
-            Err(e) => {
-                peer.report_malformed(&protocol::FrameError::Malformed(e));
-                true
-            }
-        },
-        _ => false,
+    let payload = PayloadText {
+        raw: msg.payload,
+        checked: msg.payload_checked,
     };
     let reply = |rejection: Rejection| {
         if let Some(id) = msg.id {
@@ -658,7 +662,7 @@ pub(crate) fn route<E: Endpoint>(
             format!("{reserved:?} is a reserved name this endpoint does not know"),
         )),
         name if name.len() > cfg.max_name_len => {
-            if malformed() {
+            if payload.is_malformed(peer) {
                 return;
             }
             if msg.id.is_none() {
@@ -675,7 +679,7 @@ pub(crate) fn route<E: Endpoint>(
         }
         name => {
             let Some(handler) = lookup.get(handlers, name).filter(|_| ep.is_open()) else {
-                if malformed() {
+                if payload.is_malformed(peer) {
                     return;
                 }
                 if !ep.is_open() {
@@ -693,7 +697,7 @@ pub(crate) fn route<E: Endpoint>(
             };
             let max_in_flight = cfg.max_in_flight;
             if tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
-                if malformed() {
+                if payload.is_malformed(peer) {
                     return;
                 }
                 if msg.id.is_none() {
@@ -707,10 +711,6 @@ pub(crate) fn route<E: Endpoint>(
                     format!("more than {max_in_flight} requests in flight on this connection; wait for responses before sending more"),
                 ));
             }
-            let payload = PayloadText {
-                raw: msg.payload,
-                checked: msg.payload_checked,
-            };
             if let Some(mut fut) = handler.call(ep, name, payload, msg.id.map(RawId::new)) {
                 // Most handlers finish on their first poll: run them here, and keep only the
                 // rest (FuturesUnordered polls a pushed future again with the task's waker).

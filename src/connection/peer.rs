@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::pending::{next_request_id, Outcome, PendingReplies};
+use super::pending::{next_request_id, PendingReplies};
 use crate::error::Error;
 use crate::protocol::{self, close_code, names, Payload};
 
@@ -135,19 +135,22 @@ impl Peer {
         out.frames = VecDeque::new();
     }
 
-    /// Registers a request about to be sent in the pending table. When its deadline is the
-    /// earliest there, the driver is woken to set its timer (otherwise the timer is set for
-    /// an earlier one already, and re-armed from the table when it fires).
-    pub(crate) fn register(
+    /// Sends request `id`: registers it in the pending table (before queueing `frame`, so a
+    /// fast response cannot race past it), then queues the frame; a frame that cannot be
+    /// queued leaves nothing registered. When its deadline is the earliest in the table, the
+    /// driver is woken to set its timer (otherwise the timer is set for an earlier one
+    /// already, and re-armed from the table when it fires).
+    pub(crate) fn send_request(
         &self,
         id: u64,
+        frame: Utf8Bytes,
         deadline: Instant,
         waker: Option<std::task::Waker>,
     ) -> Result<(), Error> {
         if self.pending.insert(id, deadline, waker)? {
             self.wake.notify_one();
         }
-        Ok(())
+        self.queue(frame).inspect_err(|_| self.pending.remove(id))
     }
 
     /// Sends a fire-and-forget message.
@@ -249,14 +252,9 @@ impl<T: Serialize + ?Sized> Request<'_, T> {
         let frame =
             protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
         let deadline = super::driver::after(Instant::now(), self.timeout);
-        self.peer.register(id, deadline, Some(waker.clone()))?;
-        match self.peer.queue(frame) {
-            Ok(()) => Ok(id),
-            Err(e) => {
-                self.peer.pending.remove(id);
-                Err(e)
-            }
-        }
+        self.peer
+            .send_request(id, frame, deadline, Some(waker.clone()))?;
+        Ok(id)
     }
 }
 
@@ -279,13 +277,7 @@ impl<T: Serialize + ?Sized> Future for Request<'_, T> {
             RequestState::Sent(id) => {
                 let outcome = std::task::ready!(this.peer.pending.poll(id, cx));
                 this.state = RequestState::Done;
-                Poll::Ready(match outcome {
-                    Outcome::Reply(reply) => reply,
-                    Outcome::TimedOut => Err(Error::Timeout {
-                        name: this.name.to_owned(),
-                        timeout: this.timeout,
-                    }),
-                })
+                Poll::Ready(outcome.into_reply(this.name, this.timeout))
             }
             RequestState::Done => panic!("a request polled after it completed"),
         }
@@ -302,9 +294,10 @@ impl<T: ?Sized> Drop for Request<'_, T> {
     }
 }
 
-/// A request that has been sent and awaits its response. The pending entry is inserted
-/// before the frame is queued, so a fast response cannot race past it, and removed when
-/// this is dropped, whatever ended the wait (response, timeout, the caller giving up).
+/// A request that has been sent (see [`Peer::send_request`]) and awaits its response; the
+/// pending entry is removed when this is dropped, whatever ended the wait (response,
+/// timeout, the caller giving up). For frames encoded once for many connections; a single
+/// request is a [`Request`].
 pub(crate) struct Waiting<P: AsRef<Peer>> {
     peer: P,
     id: u64,
@@ -318,23 +311,16 @@ impl<P: AsRef<Peer>> Waiting<P> {
         frame: Utf8Bytes,
         deadline: Instant,
     ) -> Result<Self, Error> {
-        peer.as_ref().register(id, deadline, None)?;
-        let waiting = Waiting { peer, id };
-        waiting.peer.as_ref().queue(frame)?;
-        Ok(waiting)
+        peer.as_ref().send_request(id, frame, deadline, None)?;
+        Ok(Waiting { peer, id })
     }
 
     /// The response, or [`Error::Timeout`] (naming `name` and `timeout`) once the deadline
     /// passed: the connection's driver enforces it.
     pub(crate) async fn reply(self, name: &str, timeout: Duration) -> Result<Payload, Error> {
-        let outcome = std::future::poll_fn(|cx| self.peer.as_ref().pending.poll(self.id, cx)).await;
-        match outcome {
-            Outcome::Reply(reply) => reply,
-            Outcome::TimedOut => Err(Error::Timeout {
-                name: name.to_owned(),
-                timeout,
-            }),
-        }
+        std::future::poll_fn(|cx| self.peer.as_ref().pending.poll(self.id, cx))
+            .await
+            .into_reply(name, timeout)
     }
 }
 

@@ -25,6 +25,20 @@ pub(crate) enum Outcome {
     TimedOut,
 }
 
+impl Outcome {
+    /// The waiter's result: the reply, or [`Error::Timeout`] naming the request's `name` and
+    /// `timeout`.
+    pub(crate) fn into_reply(self, name: &str, timeout: Duration) -> Result<Payload, Error> {
+        match self {
+            Outcome::Reply(reply) => reply,
+            Outcome::TimedOut => Err(Error::Timeout {
+                name: name.to_owned(),
+                timeout,
+            }),
+        }
+    }
+}
+
 /// Request ids come from one process-wide counter, so no two requests in flight anywhere share
 /// an id and a broadcast that awaits replies can use one id (and one encoded frame) for all
 /// its recipients. Starts at 1: Line's client treats a falsy id as "no response wanted".
@@ -224,13 +238,16 @@ impl PendingReplies {
     }
 
     /// Ends every entry whose deadline is `now` or earlier with [`Outcome::TimedOut`], and
-    /// returns when the next scan is due: the earliest deadline left, but not before `now`
-    /// plus [`EXPIRY_RESOLUTION`].
+    /// moves [`earliest`](Self::earliest) to when the next scan is due: the earliest deadline
+    /// left, but not before `now` plus [`EXPIRY_RESOLUTION`]. Nothing when no scan is due.
     ///
-    /// One pass over the table. The driver calls it when its timer reaches
-    /// [`earliest`](Self::earliest); answered requests leave nothing behind, so in the usual
-    /// case (replies well within the timeout) that is one pass per timeout period.
-    pub(crate) fn expire(&self, now: Instant) -> Option<Instant> {
+    /// One pass over the table. The driver calls it when its timer fires; answered requests
+    /// leave nothing behind, so in the usual case (replies well within the timeout) that is
+    /// one pass per timeout period.
+    pub(crate) fn expire(&self, now: Instant) {
+        if self.earliest().is_none_or(|at| at > now) {
+            return;
+        }
         let not_before = self.nanos(now + EXPIRY_RESOLUTION);
         let now = self.nanos(now);
         let mut expired = Vec::new();
@@ -255,7 +272,6 @@ impl PendingReplies {
         for waker in expired {
             waker.wake();
         }
-        self.earliest()
     }
 
     /// Fails everything pending with [`Error::Disconnected`] and refuses new entries.
@@ -342,10 +358,11 @@ mod tests {
         t.insert(1, later, None).unwrap();
         t.insert(2, soon, None).unwrap();
         assert!(t.earliest().unwrap() <= soon);
-        assert_eq!(t.expire(now), t.earliest());
+        t.expire(now);
         assert!(poll(&t, 2).is_pending(), "not due yet");
 
-        let left = t.expire(soon).expect("one entry is left");
+        t.expire(soon);
+        let left = t.earliest().expect("one entry is left");
         assert!(left > soon && left <= later);
         assert!(matches!(poll(&t, 2), Poll::Ready(Outcome::TimedOut)));
         assert!(poll(&t, 1).is_pending());
@@ -355,7 +372,8 @@ mod tests {
         );
         assert!(t.complete(1, Err(Error::Disconnected)));
         assert!(poll(&t, 1).is_ready());
-        assert_eq!(t.expire(later), None);
+        t.expire(later);
+        assert_eq!(t.earliest(), None);
         assert_eq!(t.len(), 0);
     }
 }
