@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::measure::{cpu_time, percentile, rss};
+use crate::measure::{cpu_time, percentile, rss, Cpu};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -22,7 +22,7 @@ pub struct Outcome {
     /// Operations performed (requests, deliveries, handshakes, connections).
     pub ops: u64,
     /// Server CPU time over the phase.
-    pub cpu: Duration,
+    pub cpu: Cpu,
     /// Wall time of the phase (for fan-out: until the last member had everything).
     pub wall: Duration,
     pub p50: Duration,
@@ -32,8 +32,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Server CPU (user + kernel) per operation, in microseconds.
     pub fn cpu_per_op_us(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64
+        self.cpu.total().as_secs_f64() * 1e6 / self.ops.max(1) as f64
+    }
+    /// The part of it spent in the kernel (syscalls, TCP).
+    pub fn kernel_per_op_us(&self) -> f64 {
+        self.cpu.kernel.as_secs_f64() * 1e6 / self.ops.max(1) as f64
     }
     pub fn per_sec(&self) -> f64 {
         self.ops as f64 / self.wall.as_secs_f64().max(1e-9)
@@ -85,10 +90,12 @@ fn raw_id(frame: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
-/// Scenario 1: `conns` connections, `inflight` requests in flight each, `per_conn` requests each.
+/// Scenario 1: `conns` connections, `inflight` requests named `name` in flight each,
+/// `per_conn` requests each.
 pub async fn request_response(
     addr: SocketAddr,
     pid: u32,
+    name: &'static str,
     conns: usize,
     inflight: usize,
     per_conn: usize,
@@ -100,7 +107,7 @@ pub async fn request_response(
     for mut ws in sockets {
         tasks.push(tokio::spawn(async move {
             let frames: Vec<String> = (0..inflight)
-                .map(|slot| format!(r#"{{"n":"echo","p":{{"a":1,"b":"hello"}},"i":"k{slot}"}}"#))
+                .map(|slot| format!(r#"{{"n":"{name}","p":{{"a":1,"b":"hello"}},"i":"k{slot}"}}"#))
                 .collect();
             let mut sent_at = vec![Instant::now(); inflight];
             let mut latencies = Vec::with_capacity(per_conn);

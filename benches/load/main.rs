@@ -260,8 +260,26 @@ fn main() {
         let outcome = rt.block_on(async {
             match args[i + 1].as_str() {
                 "request_response" => {
-                    generator::request_response(addr, pid, s.connections, s.inflight, s.requests)
-                        .await
+                    generator::request_response(
+                        addr,
+                        pid,
+                        "echo",
+                        s.connections,
+                        s.inflight,
+                        s.requests,
+                    )
+                    .await
+                }
+                "request_response_passthrough" => {
+                    generator::request_response(
+                        addr,
+                        pid,
+                        "echo_raw",
+                        s.connections,
+                        s.inflight,
+                        s.requests,
+                    )
+                    .await
                 }
                 "server_send" => {
                     generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests)
@@ -324,6 +342,19 @@ fn main() {
         Box::pin(generator::request_response(
             addr,
             pid,
+            "echo",
+            s.connections,
+            s.inflight,
+            s.requests,
+        ))
+    });
+    // The same, with a handler that passes the payload through as raw JSON: no typed
+    // payload work, as in the floor's echo; what the framework itself costs.
+    let passthrough = run("request_response_passthrough", cpu_ratio, &|addr, pid| {
+        Box::pin(generator::request_response(
+            addr,
+            pid,
+            "echo_raw",
             s.connections,
             s.inflight,
             s.requests,
@@ -356,21 +387,23 @@ fn main() {
 
     println!();
     println!(
-        "{:<22} {:>9} {:>14} {:>14} {:>10} {:>10}",
-        "scenario / server", "ops", "cpu us/op", "ops/s", "p50 us", "p99 us"
+        "{:<31} {:>9} {:>10} {:>10} {:>12} {:>8} {:>8}",
+        "scenario / server", "ops", "cpu us/op", "of it kern", "ops/s", "p50 us", "p99 us"
     );
     for (name, (floor, roomwire)) in [
         ("request_response", &rr),
+        ("request_response_passthrough", &passthrough),
         ("server_send", &s2c),
         ("broadcast_fanout", &fan),
         ("handshake", &hs),
     ] {
         for (server, o) in [("floor", floor), ("roomwire", roomwire)] {
             println!(
-                "{:<22} {:>9} {:>14.2} {:>14.0} {:>10} {:>10}",
+                "{:<31} {:>9} {:>10.2} {:>10.2} {:>12.0} {:>8} {:>8}",
                 format!("{name} / {server}"),
                 o.ops,
                 o.cpu_per_op_us(),
+                o.kernel_per_op_us(),
                 o.per_sec(),
                 if o.p50.is_zero() {
                     "-".into()
@@ -387,10 +420,11 @@ fn main() {
     }
     for (name, (json, _)) in &json_seen {
         println!(
-            "{:<22} {:>9} {:>14.2} {:>14.0} {:>10} {:>10}",
+            "{:<31} {:>9} {:>10.2} {:>10.2} {:>12.0} {:>8} {:>8}",
             format!("{name} / json floor"),
             json.ops,
             json.cpu_per_op_us(),
+            json.kernel_per_op_us(),
             json.per_sec(),
             "-",
             "-",
@@ -398,13 +432,13 @@ fn main() {
     }
     let per_conn = |o: &Outcome| o.rss_delta / o.ops.max(1);
     println!(
-        "{:<22} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
+        "{:<31} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
         "idle_memory",
         per_conn(&idle.0),
         per_conn(&idle.1)
     );
     println!(
-        "{:<22} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
+        "{:<31} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
         "fanout time to last",
         fan.0.wall.as_secs_f64() * 1e3,
         fan.1.wall.as_secs_f64() * 1e3
@@ -412,12 +446,12 @@ fn main() {
 
     for (name, ratios) in &rounds_seen {
         let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        println!("{name:<22} every round: {}", ratios.join(" "));
+        println!("{name:<31} every round: {}", ratios.join(" "));
     }
     for (name, (_, each)) in &json_seen {
         let ratios: Vec<String> = each.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "{:<22} every round: {}",
+            "{:<31} every round: {}",
             format!("{name} vs json floor"),
             ratios.join(" ")
         );
@@ -446,6 +480,10 @@ fn main() {
         "broadcast_fanout_time",
         fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64(),
         1.5,
+    );
+    println!(
+        "scenario=request_response_passthrough ratio={:.2} target=none ok=true",
+        cpu_ratio(&passthrough)
     );
     println!(
         "scenario=handshake ratio={:.2} target=none ok=true",

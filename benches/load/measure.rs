@@ -2,15 +2,43 @@
 
 use std::time::Duration;
 
-/// utime + stime of process `pid`, all threads.
-pub fn cpu_time(pid: u32) -> Duration {
+/// CPU time a process spent, all threads: in user space (utime) and in the kernel (stime).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub user: Duration,
+    pub kernel: Duration,
+}
+
+impl Cpu {
+    pub fn total(&self) -> Duration {
+        self.user + self.kernel
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, earlier: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            kernel: self.kernel.saturating_sub(earlier.kernel),
+        }
+    }
+}
+
+/// utime and stime of process `pid`, all threads.
+pub fn cpu_time(pid: u32) -> Cpu {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
     // The command name (field 2) is in parentheses and may hold spaces: split after it.
     let after = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 of the full line are utime and stime; `after` starts at field 3.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+    let time = |field: &str| {
+        Duration::from_secs_f64(field.parse::<u64>().unwrap() as f64 / clock_ticks() as f64)
+    };
+    Cpu {
+        user: time(fields[11]),
+        kernel: time(fields[12]),
+    }
 }
 
 fn clock_ticks() -> u64 {

@@ -67,6 +67,11 @@ pub fn serve_roomwire() {
         server.on_request("echo", |_c: ServerConnection, p: Small| async move {
             Ok::<_, Rejection>(p)
         });
+        // The payload passed through untouched, as the floor's echo does.
+        server.on_request(
+            "echo_raw",
+            |_c: ServerConnection, p: Box<RawValue>| async move { Ok::<_, Rejection>(p) },
+        );
         server.on_request("s2c", |conn: ServerConnection, c: Count| async move {
             let payload = Small {
                 a: 1,
