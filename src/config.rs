@@ -151,6 +151,12 @@ impl ServerBuilder {
 
     /// How many connections may be open at once; a connection past it has its upgrade
     /// refused with HTTP 503. Defaults to 10,000.
+    ///
+    /// A TCP connection counts from the moment it is accepted, while its HTTP upgrade is
+    /// still under way too (it holds a socket all the same): a client that opens sockets and
+    /// never upgrades them holds that many slots until [`upgrade_timeout`](Self::upgrade_timeout)
+    /// drops them. Against such clients, a short upgrade timeout helps; per-address limits
+    /// belong in front of the server (a proxy or firewall).
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.config.max_connections = connections;
         self

@@ -110,6 +110,29 @@ async fn connections_past_the_limit_are_refused_with_503() {
 }
 
 #[tokio::test]
+async fn a_socket_still_upgrading_holds_a_slot_until_the_upgrade_timeout_drops_it() {
+    let builder = Server::builder()
+        .max_connections(1)
+        .upgrade_timeout(Duration::from_millis(300));
+    let (server, addr) = start(builder.build()).await;
+    // A TCP connection that never sends its upgrade request.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    match tokio_tungstenite::connect_async(format!("ws://{addr}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503 while the idle socket holds the slot, got {other:?}"),
+    }
+    // The upgrade timeout drops it (EOF), and its slot is free again.
+    let mut buf = [0u8; 16];
+    let read = within(tokio::io::AsyncReadExt::read(&mut idle, &mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "expected EOF, got {read:?}");
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    assert_eq!(raw.request("_p", json!(1), Value::Null).await["p"], "pong");
+    assert_eq!(server.open_connections(), 1);
+}
+
+#[tokio::test]
 async fn a_client_that_never_reads_is_closed_as_a_slow_consumer() {
     let builder = Server::builder()
         .outbound_queue(4)
