@@ -155,6 +155,23 @@ impl Server {
     /// Requests on one connection run concurrently, up to
     /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight).
     ///
+    /// A handler that only passes a payload on (a relay) can take it as
+    /// `Box<serde_json::value::RawValue>`: it is checked to be JSON and kept as its text,
+    /// never parsed into values, and it goes out again exactly as it came in (a response, an
+    /// [`emit`](crate::BroadcastOperator::emit)), which is cheaper than a typed payload and
+    /// keeps what a round trip through types would change (number formatting, key order):
+    ///
+    /// ```no_run
+    /// use roomwire::{Rejection, Server, ServerConnection};
+    /// use serde_json::value::RawValue;
+    ///
+    /// let server = Server::builder().build();
+    /// server.on_request("say", |conn: ServerConnection, msg: Box<RawValue>| async move {
+    ///     conn.to("lobby").emit("said", &msg)?;
+    ///     Ok::<_, Rejection>(())
+    /// });
+    /// ```
+    ///
     /// # Panics
     /// If `name` starts with `_`: those names are reserved by the protocol.
     pub fn on_request<F, Fut, Req, Res, Rej>(&self, name: &str, handler: F) -> &Self

@@ -401,3 +401,43 @@ async fn many_tasks_joining_leaving_and_broadcasting_leave_consistent_membership
         let _ = within(r).await;
     }
 }
+
+#[tokio::test]
+async fn a_relay_passes_a_raw_payload_on_exactly_as_it_came() {
+    let (server, addr) = start_with(Server::builder(), |s| {
+        s.on_handshake(|conn: ServerConnection, hs: Handshake| async move {
+            conn.join("lobby").unwrap();
+            hs.resolve(())
+        });
+        s.on_request(
+            "say",
+            |conn: ServerConnection, msg: Box<serde_json::value::RawValue>| async move {
+                conn.to("lobby").emit("said", &msg)?;
+                Ok::<_, Error>(msg)
+            },
+        );
+    })
+    .await;
+    let (mut speaker, _) = Raw::handshaked(addr, Value::Null).await;
+    let (mut listener, _) = Raw::handshaked(addr, Value::Null).await;
+    assert_eq!(server.room_size("lobby"), 2);
+    // Spacing, key order, number forms and escapes that typed values would not keep.
+    let payload = r#"{ "z": 1.50, "a": [1e3, -0.0], "s": "caf\u00e9 \"x\"" }"#;
+    speaker
+        .send_text(&format!(r#"{{"n":"say","i":"r1","p":{payload}}}"#))
+        .await;
+    assert_eq!(
+        listener.recv_text().await,
+        format!(r#"{{"n":"said","p":{payload}}}"#)
+    );
+    assert_eq!(
+        speaker.recv_text().await,
+        format!(r#"{{"n":"_r","i":"r1","p":{payload},"e":null}}"#)
+    );
+    // A payload that is not JSON is still a malformed frame: dropped, nothing relayed.
+    speaker
+        .send_text(r#"{"n":"say","i":"r2","p":{"a":]}"#)
+        .await;
+    speaker.send_text(r#"{"n":"say","i":"r3","p":2}"#).await;
+    assert_eq!(listener.recv_text().await, r#"{"n":"said","p":2}"#);
+}

@@ -115,9 +115,14 @@ impl Raw {
 
     /// The next JSON frame (answering nothing itself).
     pub async fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.recv_text().await).unwrap()
+    }
+
+    /// The next text frame as it came (answering nothing itself).
+    pub async fn recv_text(&mut self) -> String {
         loop {
             match within(self.ws.next()).await {
-                Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+                Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
                 Some(Ok(Message::Close(f))) => panic!("closed while a frame was expected: {f:?}"),
                 Some(Ok(_)) => continue,
                 other => panic!("socket ended while a frame was expected: {other:?}"),
