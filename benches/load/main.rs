@@ -211,6 +211,39 @@ fn pinning() -> bool {
     std::env::var_os("LOAD_PINNED").is_some()
 }
 
+/// Scenario `name` with sizes `s`, against the server at `addr` (process `pid`).
+fn scenario<'a>(
+    name: &str,
+    s: &'a Sizes,
+    addr: SocketAddr,
+    pid: u32,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>> {
+    let (conns, inflight, requests) = (s.connections, s.inflight, s.requests);
+    match name {
+        "request_response" => Box::pin(generator::request_response(
+            addr, pid, "echo", conns, inflight, requests,
+        )),
+        // The same, with a handler that passes the payload through as raw JSON: no typed
+        // payload work, as in the floor's echo; what the framework itself costs.
+        "request_response_passthrough" => Box::pin(generator::request_response(
+            addr, pid, "echo_raw", conns, inflight, requests,
+        )),
+        "server_send" => Box::pin(generator::server_to_client(
+            addr, pid, conns, inflight, requests,
+        )),
+        "broadcast_fanout" => Box::pin(generator::fan_out(
+            addr,
+            pid,
+            s.members,
+            s.broadcasts,
+            s.size,
+        )),
+        "handshake" => Box::pin(generator::handshakes(addr, pid, s.handshakes, 32)),
+        "idle_memory" => Box::pin(generator::idle_memory(addr, pid, s.idle)),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // The generator runs on core 0: re-run this process under taskset once.
@@ -257,42 +290,7 @@ fn main() {
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], value("--port").parse::<u16>().unwrap()));
         let pid: u32 = value("--pid").parse().unwrap();
-        let outcome = rt.block_on(async {
-            match args[i + 1].as_str() {
-                "request_response" => {
-                    generator::request_response(
-                        addr,
-                        pid,
-                        "echo",
-                        s.connections,
-                        s.inflight,
-                        s.requests,
-                    )
-                    .await
-                }
-                "request_response_passthrough" => {
-                    generator::request_response(
-                        addr,
-                        pid,
-                        "echo_raw",
-                        s.connections,
-                        s.inflight,
-                        s.requests,
-                    )
-                    .await
-                }
-                "server_send" => {
-                    generator::server_to_client(addr, pid, s.connections, s.inflight, s.requests)
-                        .await
-                }
-                "broadcast_fanout" => {
-                    generator::fan_out(addr, pid, s.members, s.broadcasts, s.size).await
-                }
-                "handshake" => generator::handshakes(addr, pid, s.handshakes, 32).await,
-                "idle_memory" => generator::idle_memory(addr, pid, s.idle).await,
-                other => panic!("unknown scenario {other}"),
-            }
-        });
+        let outcome = rt.block_on(scenario(&args[i + 1], &s, addr, pid));
         println!("{outcome:?}\ncpu us/op {:.2}", outcome.cpu_per_op_us());
         return;
     }
@@ -314,18 +312,13 @@ fn main() {
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let mut rounds_seen = Vec::new();
     let mut json_seen = Vec::new();
-    let mut run = |name: &str,
-                   ratio: fn(&(Outcome, Outcome)) -> f64,
-                   scenario: &dyn Fn(
-        SocketAddr,
-        u32,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Outcome>>,
-    >| {
+    let mut run = |name: &str, ratio: fn(&(Outcome, Outcome)) -> f64| {
         if wanted(name) {
             // The JSON floor answers the request scenarios only.
             let json = matches!(name, "request_response" | "server_send");
-            let m = measure(&rt, s.rounds, json, ratio, scenario);
+            let m = measure(&rt, s.rounds, json, ratio, |addr, pid| {
+                scenario(name, &s, addr, pid)
+            });
             rounds_seen.push((name.to_owned(), m.ratios));
             if name == "request_response" {
                 rounds_seen.push(("request_response_p99".to_owned(), m.p99_ratios));
@@ -338,52 +331,12 @@ fn main() {
             (Outcome::default(), Outcome::default())
         }
     };
-    let rr = run("request_response", cpu_ratio, &|addr, pid| {
-        Box::pin(generator::request_response(
-            addr,
-            pid,
-            "echo",
-            s.connections,
-            s.inflight,
-            s.requests,
-        ))
-    });
-    // The same, with a handler that passes the payload through as raw JSON: no typed
-    // payload work, as in the floor's echo; what the framework itself costs.
-    let passthrough = run("request_response_passthrough", cpu_ratio, &|addr, pid| {
-        Box::pin(generator::request_response(
-            addr,
-            pid,
-            "echo_raw",
-            s.connections,
-            s.inflight,
-            s.requests,
-        ))
-    });
-    let s2c = run("server_send", cpu_ratio, &|addr, pid| {
-        Box::pin(generator::server_to_client(
-            addr,
-            pid,
-            s.connections,
-            s.inflight,
-            s.requests,
-        ))
-    });
-    let fan = run("broadcast_fanout", cpu_ratio, &|addr, pid| {
-        Box::pin(generator::fan_out(
-            addr,
-            pid,
-            s.members,
-            s.broadcasts,
-            s.size,
-        ))
-    });
-    let hs = run("handshake", cpu_ratio, &|addr, pid| {
-        Box::pin(generator::handshakes(addr, pid, s.handshakes, 32))
-    });
-    let idle = run("idle_memory", memory_per_conn, &|addr, pid| {
-        Box::pin(generator::idle_memory(addr, pid, s.idle))
-    });
+    let rr = run("request_response", cpu_ratio);
+    let passthrough = run("request_response_passthrough", cpu_ratio);
+    let s2c = run("server_send", cpu_ratio);
+    let fan = run("broadcast_fanout", cpu_ratio);
+    let hs = run("handshake", cpu_ratio);
+    let idle = run("idle_memory", memory_per_conn);
 
     println!();
     println!(
