@@ -48,7 +48,7 @@ impl Sizes {
             size: 1024,
             handshakes: 3000,
             idle: 10_000,
-            rounds: 3,
+            rounds: 5,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -340,8 +340,8 @@ fn main() {
 
     println!();
     println!(
-        "{:<31} {:>9} {:>10} {:>10} {:>12} {:>8} {:>8}",
-        "scenario / server", "ops", "cpu us/op", "of it kern", "ops/s", "p50 us", "p99 us"
+        "{:<40} {:>8} {:>10} {:>13} {:>10} {:>8} {:>8}",
+        "scenario / server", "ops", "cpu us/op", "of it kernel", "ops/s", "p50 us", "p99 us"
     );
     for (name, (floor, roomwire)) in [
         ("request_response", &rr),
@@ -349,10 +349,13 @@ fn main() {
         ("server_send", &s2c),
         ("broadcast_fanout", &fan),
         ("handshake", &hs),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(name, _)| wanted(name))
+    {
         for (server, o) in [("floor", floor), ("roomwire", roomwire)] {
             println!(
-                "{:<31} {:>9} {:>10.2} {:>10.2} {:>12.0} {:>8} {:>8}",
+                "{:<40} {:>8} {:>10.2} {:>13.2} {:>10.0} {:>8} {:>8}",
                 format!("{name} / {server}"),
                 o.ops,
                 o.cpu_per_op_us(),
@@ -373,7 +376,7 @@ fn main() {
     }
     for (name, (json, _)) in &json_seen {
         println!(
-            "{:<31} {:>9} {:>10.2} {:>10.2} {:>12.0} {:>8} {:>8}",
+            "{:<40} {:>8} {:>10.2} {:>13.2} {:>10.0} {:>8} {:>8}",
             format!("{name} / json floor"),
             json.ops,
             json.cpu_per_op_us(),
@@ -385,13 +388,13 @@ fn main() {
     }
     let per_conn = |o: &Outcome| o.rss_delta / o.ops.max(1);
     println!(
-        "{:<31} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
+        "{:<40} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
         "idle_memory",
         per_conn(&idle.0),
         per_conn(&idle.1)
     );
     println!(
-        "{:<31} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
+        "{:<40} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
         "fanout time to last",
         fan.0.wall.as_secs_f64() * 1e3,
         fan.1.wall.as_secs_f64() * 1e3
@@ -399,12 +402,12 @@ fn main() {
 
     for (name, ratios) in &rounds_seen {
         let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        println!("{name:<31} every round: {}", ratios.join(" "));
+        println!("{name:<40} every round: {}", ratios.join(" "));
     }
     for (name, (_, each)) in &json_seen {
         let ratios: Vec<String> = each.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "{:<31} every round: {}",
+            "{:<40} every round: {}",
             format!("{name} vs json floor"),
             ratios.join(" ")
         );
