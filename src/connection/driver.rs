@@ -509,9 +509,7 @@ where
     let frame = close_frame(info.code, &info.reason);
     let mut rest = peer.take_frames();
     let sent = tokio::time::timeout(timeout, async {
-        while let Some(frame) = rest.pop_front() {
-            ws.feed(Message::Text(frame)).await?;
-        }
+        std::future::poll_fn(|cx| poll_write_batch(ws, &mut rest, cx)).await?;
         ws.close(Some(frame)).await
     })
     .await;

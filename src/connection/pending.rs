@@ -62,6 +62,11 @@ fn epoch() -> Instant {
 /// No deadline at all (an empty table).
 const NONE: u64 = u64::MAX;
 
+/// `at` in nanoseconds since the [`epoch`]; saturates (u64 nanoseconds last 584 years).
+fn nanos(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(NONE - 1)
+}
+
 /// The pending-reply table of one connection.
 ///
 /// Every entry ends exactly once: [`complete`](Self::complete) (response),
@@ -140,18 +145,12 @@ impl PendingReplies {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn nanos(&self, at: Instant) -> u64 {
-        // Saturates: u64 nanoseconds last 584 years.
-        u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(NONE - 1)
-    }
-
     /// Registers `id`, to end by `deadline` at the latest; `waker` is woken when it does.
     /// `true` when no deadline in the table was earlier: the driver's timer must learn of it
-    /// (see [`Peer::register`]). Whoever registers must [`remove`](Self::remove) it when it
-    /// stops waiting (see [`Request`] and [`Waiting`]).
+    /// (see [`Peer::send_request`]). Whoever registers must [`remove`](Self::remove) it when
+    /// it stops waiting (see [`Request`] and [`Waiting`]).
     ///
-    /// [`Peer::register`]: super::peer::Peer::register
-    ///
+    /// [`Peer::send_request`]: super::peer::Peer::send_request
     /// [`Request`]: super::peer::Request
     /// [`Waiting`]: super::peer::Waiting
     pub(crate) fn insert(
@@ -160,7 +159,7 @@ impl PendingReplies {
         deadline: Instant,
         waker: Option<Waker>,
     ) -> Result<bool, Error> {
-        let deadline = self.nanos(deadline);
+        let deadline = nanos(deadline);
         let mut table = self.table();
         if table.closed {
             return Err(Error::Disconnected);
@@ -248,8 +247,8 @@ impl PendingReplies {
         if self.earliest().is_none_or(|at| at > now) {
             return;
         }
-        let not_before = self.nanos(now + EXPIRY_RESOLUTION);
-        let now = self.nanos(now);
+        let not_before = nanos(now + EXPIRY_RESOLUTION);
+        let now = nanos(now);
         let mut expired = Vec::new();
         {
             let mut table = self.table();
