@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::connection::peer::Peer;
 use crate::connection::Endpoint;
@@ -23,6 +24,11 @@ use crate::fast_hash::FastHash;
 use crate::protocol::{self, RawId};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A running request handler: it ends with the response frame to queue, if the peer wants
+/// one. The driver that polls it queues the frame, so the future needs no handle of its own
+/// on the connection.
+pub(crate) type HandlerFuture = BoxFuture<Option<Utf8Bytes>>;
 
 /// A request's payload as it arrived: raw JSON (`None`: absent or `null`), and whether it
 /// was validated already. When it was not, deserializing it validates it, and a syntax error
@@ -60,7 +66,7 @@ pub(crate) trait ErasedHandler<E: Endpoint>: Send + Sync + 'static {
         name: &str,
         payload: PayloadText<'_>,
         id: Option<RawId>,
-    ) -> Option<BoxFuture<()>>;
+    ) -> Option<HandlerFuture>;
 }
 
 pub(crate) struct TypedHandler<F, Req> {
@@ -92,7 +98,7 @@ where
         name: &str,
         payload: PayloadText<'_>,
         id: Option<RawId>,
-    ) -> Option<BoxFuture<()>> {
+    ) -> Option<HandlerFuture> {
         let raw = payload.raw.unwrap_or("null");
         let req: Req = match serde_json::from_str(raw) {
             Ok(req) => req,
@@ -125,7 +131,6 @@ where
             return None;
         };
         let fut = AssertUnwindSafe((self.f)(handle, req)).catch_unwind();
-        let ep = ep.clone();
         let name: Box<str> = if id.is_none() {
             name.into()
         } else {
@@ -144,9 +149,9 @@ where
                         tracing::error!(message = %name, "a fire-and-forget handler panicked")
                     }
                 }
-                return;
+                return None;
             };
-            let frame = match outcome {
+            Some(match outcome {
                 Ok(Ok(res)) => protocol::encode_resolve(&id, &res).unwrap_or_else(|e| {
                     protocol::encode_reject(
                         &id,
@@ -160,9 +165,7 @@ where
                     tracing::error!(?id, "a request handler panicked");
                     protocol::encode_reject(&id, &Rejection::internal("the handler panicked"))
                 }
-            };
-            // Fails only when the connection is gone or being closed as a slow consumer.
-            let _ = ep.peer().queue(frame);
+            })
         }))
     }
 }

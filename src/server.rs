@@ -153,7 +153,8 @@ impl Server {
     /// with the [`Rejection`] it converts into (any [`Error`] does, so `?` works). For a
     /// fire-and-forget message the result is dropped. A panic rejects with `InternalError`.
     /// Requests on one connection run concurrently, up to
-    /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight).
+    /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight). What a handler
+    /// sends its own connection while it runs reaches the peer before its response.
     ///
     /// A handler that only passes a payload on (a relay) can take it as
     /// `Box<serde_json::value::RawValue>`: it is checked to be JSON and kept as its text,

@@ -41,6 +41,33 @@ async fn handlers_resolve_reject_and_refuse_payloads_that_do_not_fit() {
 }
 
 #[tokio::test]
+async fn what_a_handler_sends_reaches_the_peer_before_its_response() {
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        s.on_request("count", |c: ServerConnection, n: u32| async move {
+            for i in 0..n {
+                c.send_without_response("step", &i)?;
+                // Some steps while the handler is still pending, not only on its first poll.
+                tokio::task::yield_now().await;
+            }
+            c.send_without_response("step", &n)?;
+            Ok::<_, Error>("done")
+        });
+    })
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    for (id, n) in [("first", 0u32), ("second", 3)] {
+        raw.send(json!({"n": "count", "p": n, "i": id})).await;
+        for i in 0..=n {
+            assert_eq!(raw.recv().await, json!({"n": "step", "p": i}), "{id}");
+        }
+        assert_eq!(
+            raw.recv().await,
+            json!({"n": "_r", "i": id, "p": "done", "e": null})
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_names_get_no_handler_at_once_and_unknown_reserved_names_unknown_message() {
     let (_server, addr) = start_with(Server::builder(), |_| {}).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;

@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::peer::Peer;
 use crate::error::{Error, Rejection};
-use crate::handler::{BoxFuture, Handlers, PayloadText, Snapshot};
+use crate::handler::{BoxFuture, HandlerFuture, Handlers, PayloadText, Snapshot};
 use crate::protocol::{self, close_code, names, Payload, RawId};
 
 /// How a connection ended: the close code and reason (sent by us, or received from the peer;
@@ -104,7 +104,7 @@ where
         let peer = ep.peer();
         let mut lookup = handlers.snapshot();
         // Created on first use and dropped when empty: an idle connection holds none.
-        let mut tasks: Option<FuturesUnordered<BoxFuture<()>>> = None;
+        let mut tasks: Option<FuturesUnordered<HandlerFuture>> = None;
         let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
         let mut auto_ping: Option<BoxFuture<Result<Duration, Error>>> = None;
 
@@ -200,15 +200,19 @@ where
                         }
                     }
                     // Run the handlers that are ready now (most finish on their first poll).
-                    run_ready(&mut tasks).await;
+                    run_ready(peer, &mut tasks).await;
                 }
-                Some(()) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
-                    run_ready(&mut tasks).await;
+                Some(response) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
+                    queue_response(peer, response);
+                    run_ready(peer, &mut tasks).await;
                 }
                 end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
                     handshake = None;
                     match end {
-                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, hook),
+                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, Box::pin(async move {
+                            hook.await;
+                            None
+                        })),
                         HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
                         HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
                     }
@@ -332,7 +336,15 @@ impl Timers {
     }
 }
 
-fn spawn_task(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>, fut: BoxFuture<()>) {
+/// Queues a finished handler's response, if it has one. Fails only when the connection is
+/// gone or being closed as a slow consumer: then the response goes nowhere.
+fn queue_response(peer: &Peer, response: Option<Utf8Bytes>) {
+    if let Some(frame) = response {
+        let _ = peer.queue(frame);
+    }
+}
+
+fn spawn_task(tasks: &mut Option<FuturesUnordered<HandlerFuture>>, fut: HandlerFuture) {
     tasks.get_or_insert_with(FuturesUnordered::new).push(fut);
 }
 
@@ -343,10 +355,13 @@ async fn poll_now<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<
     std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await
 }
 
-/// Polls the running handlers that are ready; drops the set once it is empty.
-async fn run_ready(tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>) {
+/// Polls the running handlers that are ready, and queues the responses of those that
+/// finish; drops the set once it is empty.
+async fn run_ready(peer: &Peer, tasks: &mut Option<FuturesUnordered<HandlerFuture>>) {
     if let Some(set) = tasks {
-        while let Poll::Ready(Some(())) = poll_now(|cx| set.poll_next_unpin(cx)).await {}
+        while let Poll::Ready(Some(response)) = poll_now(|cx| set.poll_next_unpin(cx)).await {
+            queue_response(peer, response);
+        }
         if set.is_empty() {
             *tasks = None;
         }
@@ -597,7 +612,7 @@ fn close_frame(code: u16, reason: &str) -> CloseFrame {
 pub(crate) fn route<E: Endpoint>(
     ep: &E,
     (handlers, lookup): (&Handlers<E>, &mut Snapshot<E>),
-    tasks: &mut Option<FuturesUnordered<BoxFuture<()>>>,
+    tasks: &mut Option<FuturesUnordered<HandlerFuture>>,
     handshake: &mut Option<BoxFuture<HandshakeEnd>>,
     cfg: &DriverConfig,
     text: Utf8Bytes,
@@ -712,8 +727,9 @@ pub(crate) fn route<E: Endpoint>(
             if let Some(mut fut) = handler.call(ep, name, payload, msg.id.map(RawId::new)) {
                 // Most handlers finish on their first poll: run them here, and keep only the
                 // rest (FuturesUnordered polls a pushed future again with the task's waker).
-                if (&mut fut).now_or_never().is_none() {
-                    spawn_task(tasks, fut);
+                match (&mut fut).now_or_never() {
+                    Some(response) => queue_response(peer, response),
+                    None => spawn_task(tasks, fut),
                 }
             }
         }
