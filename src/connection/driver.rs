@@ -209,10 +209,8 @@ where
                 end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
                     handshake = None;
                     match end {
-                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, Box::pin(async move {
-                            hook.await;
-                            None
-                        })),
+                        // The `on_connection` hook runs beside the handlers, with no response.
+                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, Box::pin(hook.map(|()| None))),
                         HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
                         HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
                     }
