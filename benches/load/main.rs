@@ -124,13 +124,22 @@ impl Drop for ServerProcess {
 }
 
 /// What one scenario measured: the round with the median ratio, every round's ratio, and
-/// the JSON floor's median ratio and rounds where it took part.
+/// the JSON floor's rounds where it took part.
 struct Measured {
     median: (Outcome, Outcome),
     ratios: Vec<f64>,
-    json: Option<(Outcome, Vec<f64>)>,
+    json: Option<JsonFloor>,
     /// p99 latency, roomwire / floor, in every round.
     p99_ratios: Vec<f64>,
+}
+
+/// The JSON floor in one scenario: its median round (by roomwire's ratio to it), roomwire /
+/// JSON floor in every round, and JSON floor / floor in every round — how far a server doing
+/// the protocol's JSON work, and nothing else, is from the floor.
+struct JsonFloor {
+    median: Outcome,
+    roomwire_ratios: Vec<f64>,
+    floor_ratios: Vec<f64>,
 }
 
 /// The item whose `key` is the median of all the items' (the upper one of an even count).
@@ -175,16 +184,26 @@ where
         .iter()
         .map(|((floor, roomwire), _)| roomwire.p99.as_secs_f64() / floor.p99.as_secs_f64())
         .collect();
-    // The JSON floor's rounds, with roomwire's CPU ratio to each.
-    let vs_json: Vec<(f64, Outcome)> = all
+    // The JSON floor's rounds, with roomwire's CPU ratio to each and each one's to the floor.
+    let vs_json: Vec<(f64, f64, Outcome)> = all
         .iter()
-        .filter_map(|((_, roomwire), json)| {
+        .filter_map(|((floor, roomwire), json)| {
             let json = json.clone()?;
-            Some((roomwire.cpu_per_op_us() / json.cpu_per_op_us(), json))
+            let per_op = json.cpu_per_op_us();
+            Some((
+                roomwire.cpu_per_op_us() / per_op,
+                per_op / floor.cpu_per_op_us(),
+                json,
+            ))
         })
         .collect();
-    let each = vs_json.iter().map(|(r, _)| *r).collect();
-    let json = median_by(vs_json, |(r, _)| *r).map(|(_, json)| (json, each));
+    let roomwire_ratios = vs_json.iter().map(|(r, _, _)| *r).collect();
+    let floor_ratios = vs_json.iter().map(|(_, f, _)| *f).collect();
+    let json = median_by(vs_json, |(r, _, _)| *r).map(|(_, _, median)| JsonFloor {
+        median,
+        roomwire_ratios,
+        floor_ratios,
+    });
     let median = median_by(all, |(pair, _)| ratio(pair))
         .expect("at least one round")
         .0;
@@ -304,7 +323,7 @@ fn main() {
         s.rounds
     );
     println!("(json floor: the floor doing roomwire's JSON work; for reference, no target)");
-    // `--only a,b` runs a subset (the others report nothing).
+    // `--only a,b` runs a subset; the others report nothing (no figure, no target line).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -313,23 +332,22 @@ fn main() {
     let mut rounds_seen = Vec::new();
     let mut json_seen = Vec::new();
     let mut run = |name: &str, ratio: fn(&(Outcome, Outcome)) -> f64| {
-        if wanted(name) {
-            // The JSON floor answers the request scenarios only.
-            let json = matches!(name, "request_response" | "server_send");
-            let m = measure(&rt, s.rounds, json, ratio, |addr, pid| {
-                scenario(name, &s, addr, pid)
-            });
-            rounds_seen.push((name.to_owned(), m.ratios));
-            if name == "request_response" {
-                rounds_seen.push(("request_response_p99".to_owned(), m.p99_ratios));
-            }
-            if let Some(json) = m.json {
-                json_seen.push((name.to_owned(), json));
-            }
-            m.median
-        } else {
-            (Outcome::default(), Outcome::default())
+        if !wanted(name) {
+            return None;
         }
+        // The JSON floor answers the request scenarios only.
+        let json = matches!(name, "request_response" | "server_send");
+        let m = measure(&rt, s.rounds, json, ratio, |addr, pid| {
+            scenario(name, &s, addr, pid)
+        });
+        rounds_seen.push((name.to_owned(), m.ratios));
+        if name == "request_response" {
+            rounds_seen.push(("request_response_p99".to_owned(), m.p99_ratios));
+        }
+        if let Some(json) = m.json {
+            json_seen.push((name.to_owned(), json));
+        }
+        Some(m.median)
     };
     let rr = run("request_response", cpu_ratio);
     let passthrough = run("request_response_passthrough", cpu_ratio);
@@ -343,117 +361,120 @@ fn main() {
         "{:<40} {:>8} {:>10} {:>13} {:>10} {:>8} {:>8}",
         "scenario / server", "ops", "cpu us/op", "of it kernel", "ops/s", "p50 us", "p99 us"
     );
-    for (name, (floor, roomwire)) in [
+    let row = |name: String, o: &Outcome| {
+        let micros = |d: std::time::Duration| {
+            if d.is_zero() {
+                "-".into()
+            } else {
+                d.as_micros().to_string()
+            }
+        };
+        println!(
+            "{:<40} {:>8} {:>10.2} {:>13.2} {:>10.0} {:>8} {:>8}",
+            name,
+            o.ops,
+            o.cpu_per_op_us(),
+            o.kernel_per_op_us(),
+            o.per_sec(),
+            micros(o.p50),
+            micros(o.p99),
+        );
+    };
+    for (name, pair) in [
         ("request_response", &rr),
         ("request_response_passthrough", &passthrough),
         ("server_send", &s2c),
         ("broadcast_fanout", &fan),
         ("handshake", &hs),
-    ]
-    .into_iter()
-    .filter(|(name, _)| wanted(name))
-    {
-        for (server, o) in [("floor", floor), ("roomwire", roomwire)] {
-            println!(
-                "{:<40} {:>8} {:>10.2} {:>13.2} {:>10.0} {:>8} {:>8}",
-                format!("{name} / {server}"),
-                o.ops,
-                o.cpu_per_op_us(),
-                o.kernel_per_op_us(),
-                o.per_sec(),
-                if o.p50.is_zero() {
-                    "-".into()
-                } else {
-                    o.p50.as_micros().to_string()
-                },
-                if o.p99.is_zero() {
-                    "-".into()
-                } else {
-                    o.p99.as_micros().to_string()
-                },
-            );
+    ] {
+        if let Some((floor, roomwire)) = pair {
+            row(format!("{name} / floor"), floor);
+            row(format!("{name} / roomwire"), roomwire);
         }
     }
-    for (name, (json, _)) in &json_seen {
-        println!(
-            "{:<40} {:>8} {:>10.2} {:>13.2} {:>10.0} {:>8} {:>8}",
-            format!("{name} / json floor"),
-            json.ops,
-            json.cpu_per_op_us(),
-            json.kernel_per_op_us(),
-            json.per_sec(),
-            "-",
-            "-",
-        );
+    for (name, json) in &json_seen {
+        row(format!("{name} / json floor"), &json.median);
     }
     let per_conn = |o: &Outcome| o.rss_delta / o.ops.max(1);
-    println!(
-        "{:<40} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
-        "idle_memory",
-        per_conn(&idle.0),
-        per_conn(&idle.1)
-    );
-    println!(
-        "{:<40} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
-        "fanout time to last",
-        fan.0.wall.as_secs_f64() * 1e3,
-        fan.1.wall.as_secs_f64() * 1e3
-    );
+    if let Some((floor, roomwire)) = &idle {
+        println!(
+            "{:<40} floor {} B/conn, roomwire {} B/conn (RSS growth / connections)",
+            "idle_memory",
+            per_conn(floor),
+            per_conn(roomwire)
+        );
+    }
+    if let Some((floor, roomwire)) = &fan {
+        println!(
+            "{:<40} floor {:.0} ms, roomwire {:.0} ms (until the last member had every message)",
+            "fanout time to last",
+            floor.wall.as_secs_f64() * 1e3,
+            roomwire.wall.as_secs_f64() * 1e3
+        );
+    }
 
-    for (name, ratios) in &rounds_seen {
+    let rounds = |name: &str, ratios: &[f64]| {
         let ratios: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!("{name:<40} every round: {}", ratios.join(" "));
+    };
+    for (name, ratios) in &rounds_seen {
+        rounds(name, ratios);
     }
-    for (name, (_, each)) in &json_seen {
-        let ratios: Vec<String> = each.iter().map(|r| format!("{r:.2}")).collect();
-        println!(
-            "{:<40} every round: {}",
-            format!("{name} vs json floor"),
-            ratios.join(" ")
-        );
+    for (name, json) in &json_seen {
+        rounds(&format!("{name} vs json floor"), &json.roomwire_ratios);
+        rounds(&format!("{name} json floor / floor"), &json.floor_ratios);
     }
 
     println!();
-    let line = |name: &str, ratio: f64, target: f64| {
-        println!(
+    let line = |name: &str, ratio: f64, target: Option<f64>| match target {
+        Some(target) => println!(
             "scenario={name} ratio={ratio:.2} target={target} ok={}",
             ratio <= target
-        );
+        ),
+        None => println!("scenario={name} ratio={ratio:.2} target=none ok=true"),
     };
-    line("request_response", cpu_ratio(&rr), 1.3);
-    line(
-        "request_response_p99",
+    if let Some(rr) = &rr {
+        line("request_response", cpu_ratio(rr), Some(1.3));
         // Latency is noisier than CPU: the median over the rounds, not the median round's.
-        rounds_seen
+        let p99 = rounds_seen
             .iter()
             .find(|(name, _)| name == "request_response_p99")
-            .map_or(f64::NAN, |(_, ratios)| median(ratios)),
-        2.0,
-    );
-    line("server_send", cpu_ratio(&s2c), 1.3);
-    line("broadcast_fanout", cpu_ratio(&fan), 1.5);
-    line(
-        "broadcast_fanout_time",
-        fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64(),
-        1.5,
-    );
-    println!(
-        "scenario=request_response_passthrough ratio={:.2} target=none ok=true",
-        cpu_ratio(&passthrough)
-    );
-    println!(
-        "scenario=handshake ratio={:.2} target=none ok=true",
-        cpu_ratio(&hs)
-    );
-    for (name, (_, each)) in &json_seen {
-        println!(
-            "scenario={name}_vs_json_floor ratio={:.2} target=none ok=true",
-            median(each)
+            .map_or(f64::NAN, |(_, ratios)| median(ratios));
+        line("request_response_p99", p99, Some(2.0));
+    }
+    if let Some(s2c) = &s2c {
+        line("server_send", cpu_ratio(s2c), Some(1.3));
+    }
+    if let Some(fan) = &fan {
+        line("broadcast_fanout", cpu_ratio(fan), Some(1.5));
+        let time = fan.1.wall.as_secs_f64() / fan.0.wall.as_secs_f64();
+        line("broadcast_fanout_time", time, Some(1.5));
+    }
+    if let Some(passthrough) = &passthrough {
+        line("request_response_passthrough", cpu_ratio(passthrough), None);
+    }
+    if let Some(hs) = &hs {
+        line("handshake", cpu_ratio(hs), None);
+    }
+    for (name, json) in &json_seen {
+        line(
+            &format!("{name}_vs_json_floor"),
+            median(&json.roomwire_ratios),
+            None,
+        );
+        // Not roomwire's ratio: the JSON floor's own to the floor, the least any server doing
+        // the protocol's JSON work costs against the echo floor.
+        line(
+            &format!("{name}_json_floor_vs_floor"),
+            median(&json.floor_ratios),
+            None,
         );
     }
-    let bytes = per_conn(&idle.1);
-    println!(
-        "scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}",
-        bytes <= 8192
-    );
+    if let Some((_, roomwire)) = &idle {
+        let bytes = per_conn(roomwire);
+        println!(
+            "scenario=idle_memory bytes_per_conn={bytes} target=8192 ok={}",
+            bytes <= 8192
+        );
+    }
 }
