@@ -383,6 +383,9 @@ pub(crate) fn encode_reject(id: &RawId, rejection: &Rejection) -> Utf8Bytes {
 /// deserializes it next and serde_json validates it then; a syntax error found there makes
 /// the frame malformed after all ([`check_json`] tells the two kinds of error apart). So the
 /// payload is parsed once, not twice. Responses, handshakes and pings are validated whole.
+/// A response cannot be checked late the same way: it fills its request's one slot as it
+/// arrives, so a malformed one found out later would have taken the place of a valid one
+/// sent after it, where a malformed frame must be dropped as if it never came.
 pub(crate) mod scan {
     use super::Incoming;
 
