@@ -130,43 +130,61 @@ where
             }
             return None;
         };
-        let fut = AssertUnwindSafe((self.f)(handle, req)).catch_unwind();
+        // Everything of the application's runs under an unwind guard: the closure's call
+        // here, then its future, the result's encoding and the rejection's conversion below.
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(handle, req))) {
+            Ok(fut) => fut,
+            Err(_) => return Some(Box::pin(std::future::ready(panicked(name, id.as_ref())))),
+        };
         let name: Box<str> = if id.is_none() {
             name.into()
         } else {
             Box::from("")
         };
         Some(Box::pin(async move {
-            let outcome = fut.await;
-            let Some(id) = id else {
-                match outcome {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(rej)) => {
+            let run = AssertUnwindSafe(async {
+                let outcome = fut.await;
+                let Some(id) = &id else {
+                    if let Err(rej) = outcome {
                         let rej: Rejection = rej.into();
                         tracing::debug!(message = %name, error = %rej, "a fire-and-forget handler failed");
                     }
-                    Err(_) => {
-                        tracing::error!(message = %name, "a fire-and-forget handler panicked")
-                    }
-                }
-                return None;
-            };
-            Some(match outcome {
-                Ok(Ok(res)) => protocol::encode_resolve(&id, &res).unwrap_or_else(|e| {
-                    protocol::encode_reject(
-                        &id,
-                        &Rejection::internal(format!(
-                            "the handler's result is not serializable: {e}"
-                        )),
-                    )
-                }),
-                Ok(Err(rej)) => protocol::encode_reject(&id, &rej.into()),
-                Err(_) => {
-                    tracing::error!(?id, "a request handler panicked");
-                    protocol::encode_reject(&id, &Rejection::internal("the handler panicked"))
-                }
-            })
+                    return None;
+                };
+                Some(match outcome {
+                    Ok(res) => protocol::encode_resolve(id, &res).unwrap_or_else(|e| {
+                        protocol::encode_reject(
+                            id,
+                            &Rejection::internal(format!(
+                                "the handler's result is not serializable: {e}"
+                            )),
+                        )
+                    }),
+                    Err(rej) => protocol::encode_reject(id, &rej.into()),
+                })
+            });
+            match run.catch_unwind().await {
+                Ok(response) => response,
+                Err(_) => panicked(&name, id.as_ref()),
+            }
         }))
+    }
+}
+
+/// A handler panicked: logged; a request is answered with `InternalError`.
+fn panicked(name: &str, id: Option<&RawId>) -> Option<Utf8Bytes> {
+    match id {
+        Some(id) => {
+            tracing::error!(?id, "a request handler panicked; answering InternalError");
+            Some(protocol::encode_reject(
+                id,
+                &Rejection::internal("the handler panicked"),
+            ))
+        }
+        None => {
+            tracing::error!(message = %name, "a fire-and-forget handler panicked");
+            None
+        }
     }
 }
 

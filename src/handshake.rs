@@ -1,17 +1,26 @@
 //! [`Handshake`]: the client's first request, what the server learns from it, and how the
 //! server answers it — exactly once, because [`resolve`](Handshake::resolve) and
 //! [`reject`](Handshake::reject) consume it and the handler must return what they make.
+//!
+//! The server's side of the handshake phase lives here too: [`start`] runs the
+//! application's handshake handler (under an unwind guard) when `_h` arrives, and its end
+//! answers the client, registers the connection as connected, and hands the driver the
+//! `on_connection` hook to run.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
+use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
 use crate::error::{Error, Rejection};
-use crate::protocol::RawId;
+use crate::handler::BoxFuture;
+use crate::protocol::{self, close_code, RawId};
 
 /// The facts of the HTTP upgrade request a connection arrived with.
 #[derive(Debug, Clone)]
@@ -170,4 +179,105 @@ impl fmt::Debug for HandshakeOutcome {
             Err(r) => f.debug_tuple("Rejected").field(r).finish(),
         }
     }
+}
+
+/// An `_h` arrived on `conn`: starts the handshake handler, or answers at once when the
+/// handshake is over or already under way.
+pub(crate) fn start(
+    conn: &ServerConnection,
+    id: RawId,
+    payload: Option<&str>,
+) -> Option<BoxFuture<HandshakeEnd>> {
+    let refuse = |rejection: Rejection| {
+        let _ = conn.peer().queue(protocol::encode_reject(&id, &rejection));
+        None
+    };
+    if conn.state() != ConnectionState::Handshaking {
+        return refuse(Rejection::new(
+            "HandshakeEnded",
+            "Handshake is already resolved",
+        ));
+    }
+    if !conn.start_handshake() {
+        return refuse(Rejection::new(
+            "HandshakeInProgress",
+            "a handshake is already being processed; wait for its response",
+        ));
+    }
+    let handshake = Handshake::new(id.clone(), payload.map(Box::from), conn.take_request());
+    let hook = conn.shared().hooks().on_handshake.clone();
+    let conn = conn.clone();
+    Some(Box::pin(async move {
+        let outcome = match hook {
+            None => handshake.resolve(()),
+            Some(hook) => {
+                // The handler's call and its future, both under the guard.
+                let run = AssertUnwindSafe(async { hook(conn.clone(), handshake).await });
+                match run.catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!("the handshake handler panicked; rejecting the handshake");
+                        HandshakeOutcome::rejected(
+                            id,
+                            Rejection::internal("the handshake handler failed"),
+                        )
+                    }
+                }
+            }
+        };
+        finish(&conn, outcome)
+    }))
+}
+
+/// Answers the handshake as the handler decided.
+fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
+    if conn.state() != ConnectionState::Handshaking {
+        return HandshakeEnd::Abandoned;
+    }
+    let (request_id, result) = outcome.into_parts();
+    let payload = match result {
+        Ok(payload) => payload,
+        Err(rejection) => {
+            tracing::info!(reason = %rejection, "handshake rejected");
+            let _ = conn
+                .peer()
+                .queue(protocol::encode_reject(&request_id, &rejection));
+            conn.peer()
+                .close(close_code::HANDSHAKE_REJECTED, "Handshake rejected");
+            return HandshakeEnd::Rejected;
+        }
+    };
+    #[derive(Serialize)]
+    struct Accepted<'a> {
+        id: &'a str,
+        payload: &'a RawValue,
+    }
+    let id = conn.id();
+    let accepted = Accepted {
+        id: &id,
+        payload: &payload,
+    };
+    let Ok(frame) = protocol::encode_resolve(&request_id, &accepted) else {
+        return HandshakeEnd::Abandoned;
+    };
+    if conn.peer().queue(frame).is_err() {
+        return HandshakeEnd::Abandoned;
+    }
+    // After the response is queued: no broadcast can overtake it.
+    if !conn.mark_connected_if_handshaking() {
+        return HandshakeEnd::Abandoned;
+    }
+    tracing::Span::current().record("id", &*id);
+    tracing::info!(id = %id, "handshake accepted");
+    let Some(hook) = conn.shared().hooks().on_connection.clone() else {
+        return HandshakeEnd::Accepted(None);
+    };
+    let conn = conn.clone();
+    // The hook's call and its future, both under the guard: a panic closes with 1011.
+    HandshakeEnd::Accepted(Some(Box::pin(async move {
+        let guarded = AssertUnwindSafe(async { hook(conn.clone()).await }).catch_unwind();
+        if guarded.await.is_err() {
+            conn.close_after_panic("on_connection");
+        }
+    })))
 }

@@ -5,9 +5,9 @@
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::connection::driver::{route, DriverConfig};
+use crate::connection::driver::DriverConfig;
+use crate::connection::router::Router;
 use crate::connection::ServerConnection;
-use crate::handler::Snapshot;
 use crate::handshake::RequestInfo;
 use crate::protocol::{self, scan, RawId};
 use crate::server::Server;
@@ -52,9 +52,7 @@ pub fn encode_response<T: Serialize>(raw_id: &str, payload: &T) -> usize {
 /// socket: decode, route, run the handler, encode and queue the response.
 pub struct Dispatcher {
     conn: ServerConnection,
-    server: Server,
-    cfg: DriverConfig,
-    lookup: Snapshot<ServerConnection>,
+    router: Router<ServerConnection>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -78,30 +76,21 @@ impl Dispatcher {
             ping_interval: shared.config.ping_interval,
             max_in_flight: shared.config.max_requests_in_flight,
             max_name_len: shared.config.max_name_len,
+            max_id_len: shared.config.max_id_len,
             close_timeout: shared.config.close_timeout,
         };
         Dispatcher {
+            router: Router::new(conn.clone(), shared.handlers.clone(), cfg),
             conn,
-            server: server.clone(),
-            cfg,
-            lookup: shared.handlers.snapshot(),
         }
     }
 
     /// Routes one frame as the connection's driver would; returns how many frames were
     /// queued for the socket in answer (and drops them).
     pub fn dispatch(&mut self, frame: &str) -> usize {
-        let mut tasks = None;
-        let mut handshake = None;
-        let handlers = &self.server.shared().handlers;
-        route(
-            &self.conn,
-            (handlers, &mut self.lookup),
-            &mut tasks,
-            &mut handshake,
-            &self.cfg,
-            Utf8Bytes::from(frame.to_owned()),
-        );
-        self.conn.peer().take_frames().len()
+        self.router.route(Utf8Bytes::from(frame.to_owned()));
+        let mut queued = std::collections::VecDeque::new();
+        self.conn.peer().take(&mut queued, std::task::Waker::noop());
+        queued.len()
     }
 }

@@ -34,10 +34,15 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The peer broke the WebSocket protocol (RFC 6455).
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The peer's close frame carried no code (RFC 6455; never sent on the wire).
+    pub const NO_STATUS: u16 = 1005;
     /// No close frame was received: the TCP connection dropped (RFC 6455; never sent on the wire).
     pub const ABNORMAL: u16 = 1006;
     /// A message was larger than the configured maximum message size (RFC 6455).
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// RFC 6455 internal error: a server hook (`on_connection`, `on_disconnect`) panicked;
+    /// the connection was closed.
+    pub const INTERNAL_SERVER_ERROR: u16 = 1011;
     /// An internal error (Line).
     pub const INTERNAL_ERROR: u16 = 4200;
     /// The peer did not answer a ping within the response timeout (Line).
@@ -71,6 +76,14 @@ pub enum FrameError {
     /// A binary frame that is not UTF-8 text.
     #[error("binary frame is not UTF-8 JSON")]
     NotUtf8,
+    /// `i` is longer than the connection accepts ([`max_id_len`](crate::ServerBuilder::max_id_len)).
+    #[error("malformed frame: \"i\" is {len} bytes long; at most {max} are accepted")]
+    IdTooLong {
+        /// The id's length (its JSON text), in bytes.
+        len: usize,
+        /// The most accepted.
+        max: usize,
+    },
 }
 
 /// A decoded incoming frame, borrowing from the frame text.

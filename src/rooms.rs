@@ -19,6 +19,7 @@ use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::connection::clock;
 use crate::connection::peer::Waiting;
 use crate::connection::pending::next_request_id;
 use crate::connection::{ConnectionState, ServerConnection};
@@ -223,7 +224,7 @@ impl BroadcastOperator {
         let id = next_request_id();
         let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
         let timeout = self.timeout.unwrap_or(self.server.config.response_timeout);
-        let deadline = crate::connection::driver::after(std::time::Instant::now(), timeout);
+        let deadline = clock::after(clock::Instant::now(), timeout);
         let name: Arc<str> = Arc::from(name);
         let pending = FuturesUnordered::new();
         self.server

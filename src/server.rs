@@ -1,12 +1,14 @@
 //! [`Server`]: the handler registry, the accept loop, connection lookup, broadcast and shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -14,9 +16,12 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::{ServerBuilder, ServerConfig};
+use crate::connection::clock::Instant;
 use crate::connection::driver::{self, DriverConfig};
+use crate::connection::router::Router;
 use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
@@ -225,35 +230,75 @@ impl Server {
         self
     }
 
-    /// Binds `addr` and serves connections until [`close`](Self::close).
+    /// Binds `addr` and serves connections on it; `.await` the [`Serve`] it returns. See
+    /// [`serve`](Self::serve) for when it returns, and
+    /// [`Serve::with_graceful_shutdown`] to close on a signal such as Ctrl-C.
+    ///
+    /// ```no_run
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// server
+    ///     .listen("127.0.0.1:8080")
+    ///     .with_graceful_shutdown(async {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] after `close`.
-    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<(), Error> {
-        let listener = TcpListener::bind(addr).await?;
-        self.serve(listener).await
+    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] if the server
+    /// was closed before.
+    pub fn listen<A>(&self, addr: A) -> Serve
+    where
+        A: ToSocketAddrs + Send + 'static,
+    {
+        Serve {
+            server: self.clone(),
+            listener: Box::pin(async move { TcpListener::bind(addr).await }),
+            signal: None,
+        }
     }
 
-    /// Serves connections from `listener` until [`close`](Self::close). Returns once the
-    /// listener is dropped. Bind to port 0 and read [`local_addr`](Self::local_addr) to let
-    /// the system choose a port.
+    /// Serves connections from `listener`; `.await` the [`Serve`] it returns. Bind to port 0
+    /// and read [`local_addr`](Self::local_addr) to let the system choose a port.
+    ///
+    /// It returns once the server is closed — by [`close`](Self::close), or by the signal
+    /// given to [`Serve::with_graceful_shutdown`] — and the close has completed: every
+    /// connection has been closed (1001 "Server closing"), every `on_disconnect` hook has
+    /// run, and every handler has ended.
     ///
     /// # Errors
-    /// [`Error::ServerClosed`] after `close`; [`Error::Io`] if the listener has no address.
-    pub async fn serve(&self, listener: TcpListener) -> Result<(), Error> {
+    /// [`Error::ServerClosed`] if the server was closed before; [`Error::Io`] if the
+    /// listener has no address.
+    pub fn serve(&self, listener: TcpListener) -> Serve {
+        Serve {
+            server: self.clone(),
+            listener: Box::pin(std::future::ready(Ok(listener))),
+            signal: None,
+        }
+    }
+
+    async fn run(self, listener: TcpListener, signal: Option<BoxFuture<()>>) -> Result<(), Error> {
         let shared = &self.shared;
         if shared.shutdown.is_cancelled() {
             return Err(Error::ServerClosed);
         }
         // Held while the listener is open, so `close` returns only once the port is free.
-        let _serving = shared.tracker.token();
-        *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.local_addr()?);
+        let serving = shared.tracker.token();
+        let local_addr = listener.local_addr()?;
+        *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(local_addr);
         let _ = shared
             .status
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
+        tracing::info!(%local_addr, "roomwire server listening");
+        let mut signal = signal;
         loop {
             tokio::select! {
-                () = shared.shutdown.cancelled() => return Ok(()),
+                () = shared.shutdown.cancelled() => break,
+                () = async { signal.as_mut().expect("guarded").await }, if signal.is_some() => {
+                    tracing::info!("shutdown signal received; closing the server");
+                    break;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => {
                         let shared = shared.clone();
@@ -267,6 +312,11 @@ impl Server {
                 },
             }
         }
+        drop(listener);
+        drop(serving);
+        // Whoever started the close, it is complete when this returns.
+        self.close().await;
+        Ok(())
     }
 
     /// The address the server listens on, once [`serve`](Self::serve) or
@@ -391,9 +441,10 @@ impl Server {
 
     /// Closes the server: stops accepting, closes every connection with 1001 "Server
     /// closing" (what is already queued goes out first), rejects everything pending with
-    /// [`Error::Disconnected`], and returns once every connection task (and its
-    /// `on_disconnect` hook) has ended. A peer that never answers the close frame is dropped
-    /// after the [close timeout](ServerBuilder::close_timeout). Calling it again waits the same way.
+    /// [`Error::Disconnected`], and returns once every connection task has ended: its
+    /// handlers dropped, its `on_disconnect` hook run. A peer that never answers the close
+    /// frame is dropped after the [close timeout](ServerBuilder::close_timeout), so this
+    /// takes at most about that long. Calling it again waits the same way.
     pub async fn close(&self) {
         let shared = &self.shared;
         let _ = shared
@@ -408,6 +459,58 @@ impl Server {
         shared.tracker.close();
         shared.tracker.wait().await;
         shared.status.store(3, Ordering::Release);
+    }
+}
+
+/// A server serving a listener: `.await` it. Made by [`Server::listen`] and
+/// [`Server::serve`]; it resolves once the server is closed and the close has completed.
+#[must_use = "a Serve does nothing until it is awaited"]
+pub struct Serve {
+    server: Server,
+    listener: BoxFuture<std::io::Result<TcpListener>>,
+    signal: Option<BoxFuture<()>>,
+}
+
+impl Serve {
+    /// Closes the server gracefully when `signal` completes, as [`Server::close`] does:
+    /// every client gets a close frame with 1001 "Server closing", every `on_disconnect`
+    /// hook runs, and the `Serve` resolves once all of that is done.
+    ///
+    /// ```no_run
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// let shutdown = async {
+    ///     tokio::signal::ctrl_c().await.expect("Ctrl-C handler");
+    /// };
+    /// server.listen("127.0.0.1:8080").with_graceful_shutdown(shutdown).await
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.signal = Some(Box::pin(signal));
+        self
+    }
+}
+
+impl IntoFuture for Serve {
+    type Output = Result<(), Error>;
+    type IntoFuture = BoxFuture<Result<(), Error>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let listener = self.listener.await?;
+            self.server.run(listener, self.signal).await
+        })
+    }
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("server", &self.server)
+            .field("graceful_shutdown", &self.signal.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -431,17 +534,17 @@ impl Drop for OpenSlot<'_> {
     }
 }
 
-/// One connection from accept to cleanup.
+/// One connection from accept to cleanup, in a span that names it (peer address, id).
 ///
 /// An async block rather than an `async fn` (which keeps its arguments twice in its future),
 /// and the upgrade boxed (it runs once, and its future is larger than the rest of the
 /// connection's): every live connection's task is that much smaller.
-#[allow(clippy::manual_async_fn)] // on purpose: see above
 fn run_connection(
     shared: Arc<ServerShared>,
     stream: TcpStream,
     remote_addr: SocketAddr,
 ) -> impl Future<Output = ()> {
+    let span = tracing::info_span!("connection", peer = %remote_addr, id = tracing::field::Empty);
     async move {
         let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
         let _slot = OpenSlot(&shared.open);
@@ -452,6 +555,9 @@ fn run_connection(
         };
 
         let conn = ServerConnection::new(shared.clone(), request);
+        tracing::Span::current().record("id", &*conn.id());
+        tracing::info!("connection accepted");
+        let teardown = Teardown::new(conn.clone());
         if shared.shutdown.is_cancelled() {
             conn.close(close_code::GOING_AWAY, "Server closing");
         }
@@ -459,25 +565,84 @@ fn run_connection(
             ping_interval: shared.config.ping_interval,
             max_in_flight: shared.config.max_requests_in_flight,
             max_name_len: shared.config.max_name_len,
+            max_id_len: shared.config.max_id_len,
             close_timeout: shared.config.close_timeout,
         };
-        let info = driver::drive(ws, conn.clone(), shared.handlers.clone(), cfg).await;
+        let started = Instant::now();
+        let router = Router::new(conn.clone(), shared.handlers.clone(), cfg);
+        // User code runs under guards of its own; this one is for roomwire's.
+        let info = match AssertUnwindSafe(driver::drive(ws, router, cfg))
+            .catch_unwind()
+            .await
+        {
+            Ok(info) => info,
+            Err(_) => {
+                tracing::error!("the connection's driver panicked (a bug in roomwire: please report it); the connection is closed");
+                CloseInfo::new(close_code::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
+        };
+        tracing::info!(
+            code = info.code,
+            reason = %info.reason,
+            lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "connection closed"
+        );
+        teardown.run(info).await;
+    }
+    .instrument(span)
+}
 
-        let was_connected = conn.state() == ConnectionState::Connected;
-        conn.mark_disconnected();
-        let hook = shared.hooks().on_disconnect.clone();
-        if let (true, Some(hook)) = (was_connected, hook) {
-            use futures_util::FutureExt;
-            if std::panic::AssertUnwindSafe(hook(conn.clone(), info))
-                .catch_unwind()
-                .await
-                .is_err()
-            {
+/// The server side of a connection's teardown, on every path. [`run`](Self::run) is the
+/// normal one: the connection is marked disconnected, its `on_disconnect` hook runs (under
+/// an unwind guard, with its rooms still visible), then the connection leaves every room and
+/// frees its id. If the task ends any other way (cancelled, or a panic outside every guard)
+/// dropping this does the same, and the hook, if it had not run, is spawned after.
+struct Teardown {
+    conn: ServerConnection,
+}
+
+impl Teardown {
+    fn new(conn: ServerConnection) -> Self {
+        Teardown { conn }
+    }
+
+    async fn run(self, info: CloseInfo) {
+        let conn = &self.conn;
+        // The driver has failed everything pending already (its drop); the queue is shut.
+        if !conn.mark_disconnected() {
+            return; // never connected: no hook. Dropping `self` leaves rooms, frees the id.
+        }
+        let hook = conn.shared().hooks().on_disconnect.clone();
+        if let Some(hook) = hook {
+            let run = AssertUnwindSafe(async { hook(conn.clone(), info).await });
+            if run.catch_unwind().await.is_err() {
                 tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
             }
         }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let conn = &self.conn;
+        conn.peer().finish();
+        let was_connected = conn.mark_disconnected();
         conn.leave_for_good();
-        conn.unregister();
+        if !was_connected {
+            return;
+        }
+        // `run` never got to the hook: the task was cancelled or panicked.
+        let hook = conn.shared().hooks().on_disconnect.clone();
+        if let (Some(hook), Ok(runtime)) = (hook, tokio::runtime::Handle::try_current()) {
+            let conn = conn.clone();
+            let info = CloseInfo::abnormal("the connection's task ended");
+            runtime.spawn(async move {
+                let run = AssertUnwindSafe(async { hook(conn.clone(), info).await });
+                if run.catch_unwind().await.is_err() {
+                    tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
+                }
+            });
+        }
     }
 }
 

@@ -30,12 +30,15 @@ use serde_json::value::RawValue;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 pub use backoff::Backoff;
 
 use crate::config::websocket_config;
+use crate::connection::clock;
 use crate::connection::driver::{self, DriverConfig};
 use crate::connection::peer::Peer;
+use crate::connection::router::Router;
 use crate::connection::{CloseInfo, Endpoint, HandshakeEnd};
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, TypedHandler};
@@ -234,6 +237,7 @@ impl ClientBuilder {
                         ping_interval: self.ping_interval,
                         max_in_flight: self.max_requests_in_flight,
                         max_name_len: usize::MAX,
+                        max_id_len: usize::MAX,
                         close_timeout: self.close_timeout,
                     },
                 },
@@ -418,7 +422,7 @@ impl Client {
 
     /// How many requests await the server's response.
     pub fn pending_requests(&self) -> usize {
-        self.link(|l| l.as_ref().map_or(0, |l| l.peer.pending.len()))
+        self.link(|l| l.as_ref().map_or(0, |l| l.peer.pending.waiting()))
     }
 
     /// Closes the connection (code 1000) and stops reconnecting; returns once the socket is
@@ -461,10 +465,7 @@ impl ClientInner {
             true,
         );
         // One deadline for opening the socket and the handshake together.
-        let deadline = tokio::time::Instant::from_std(driver::after(
-            std::time::Instant::now(),
-            config.handshake_timeout,
-        ));
+        let deadline = clock::after(clock::Instant::now(), config.handshake_timeout);
         let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
             Ok(result) => result?,
             Err(_) => {
@@ -479,12 +480,10 @@ impl ClientInner {
             peer: peer.clone(),
             client: self.clone(),
         };
-        let driver = tokio::spawn(driver::drive(
-            ws,
-            endpoint,
-            self.handlers.clone(),
-            config.driver,
-        ));
+        let router = Router::new(endpoint, self.handlers.clone(), config.driver);
+        // Until the handshake is accepted, the socket goes with this attempt: an attempt
+        // dropped half-way (by `Client::close`) leaves no socket behind.
+        let driver = AbortOnDropHandle::new(tokio::spawn(driver::drive(ws, router, config.driver)));
 
         #[derive(Deserialize)]
         struct Accepted {
@@ -498,38 +497,37 @@ impl ClientInner {
                 deadline.saturating_duration_since(tokio::time::Instant::now()),
             )
             .await;
-        let fail = |code: u16, reason: &str, error: Error| {
-            peer.close(code, reason);
-            Err(error)
-        };
         let accepted = match reply {
-            Ok(payload) => match payload.deserialize::<Accepted>() {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    return fail(
-                        close_code::HANDSHAKE_FAILED,
-                        "Handshake failed, unexpected handshake response.",
-                        Error::HandshakeFailed(format!(
-                            "expected {{\"id\": string, \"payload\": any}}: {e}"
-                        )),
-                    )
-                }
-            },
-            Err(Error::Rejected(rejection)) => {
-                return fail(
-                    close_code::HANDSHAKE_REJECTED,
-                    "Handshake rejected",
-                    Error::HandshakeRejected(rejection),
-                )
-            }
-            Err(e @ Error::Timeout { .. }) => {
-                return fail(
+            Ok(payload) => payload.deserialize::<Accepted>().map_err(|e| {
+                (
                     close_code::HANDSHAKE_FAILED,
-                    "Handshake failed, request timeout.",
-                    e,
+                    "Handshake failed, unexpected handshake response.",
+                    Error::HandshakeFailed(format!(
+                        "expected {{\"id\": string, \"payload\": any}}: {e}"
+                    )),
                 )
+            }),
+            Err(Error::Rejected(rejection)) => Err((
+                close_code::HANDSHAKE_REJECTED,
+                "Handshake rejected",
+                Error::HandshakeRejected(rejection),
+            )),
+            Err(e @ Error::Timeout { .. }) => Err((
+                close_code::HANDSHAKE_FAILED,
+                "Handshake failed, request timeout.",
+                e,
+            )),
+            Err(e) => Err((close_code::HANDSHAKE_FAILED, "Handshake failed", e)),
+        };
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
+            Err((code, reason, error)) => {
+                // The socket closes with a code that says why: the driver, let go, sends
+                // the close frame and ends by itself.
+                peer.close(code, reason);
+                drop(driver.detach());
+                return Err(error);
             }
-            Err(e) => return fail(close_code::HANDSHAKE_FAILED, "Handshake failed", e),
         };
         let id: Arc<str> = Arc::from(accepted.id);
         let payload = accepted
@@ -542,7 +540,10 @@ impl ClientInner {
         });
         self.set_state(ClientState::Connected);
         self.emit(ClientEvent::Connected { id });
-        Ok(Socket { peer, driver })
+        Ok(Socket {
+            peer,
+            driver: driver.detach(),
+        })
     }
 }
 
@@ -564,7 +565,7 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
         });
         *client.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let backoff = match client.config.reconnect {
-            Some(backoff) if !stop.is_cancelled() => backoff,
+            Some(backoff) if !stop.is_cancelled() && !final_close(info.code) => backoff,
             _ => {
                 client.emit(ClientEvent::Disconnected {
                     info,
@@ -587,7 +588,12 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
                 () = tokio::time::sleep(delay) => {}
                 () = stop.cancelled() => return finish(&client),
             }
-            match client.open().await {
+            let opened = tokio::select! {
+                opened = client.open() => opened,
+                // `close` does not wait for an attempt under way: it is dropped.
+                () = stop.cancelled() => return finish(&client),
+            };
+            match opened {
                 Ok(socket) => break socket,
                 Err(Error::HandshakeRejected(rejection)) => {
                     client.emit(ClientEvent::HandshakeRejected(rejection));
@@ -604,6 +610,13 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
         };
         // `close` may have come while the socket was opening: it closes that socket then.
     }
+}
+
+/// Whether a close with `code` means the server does not want this client back: it closed
+/// the client's room (4211) or found it too slow to read (4210). Reconnecting would only
+/// repeat it. (A rejected handshake, 4203, ends reconnecting too: see [`supervise`].)
+fn final_close(code: u16) -> bool {
+    matches!(code, close_code::SLOW_CONSUMER | close_code::ROOM_CLOSED)
 }
 
 fn finish(client: &ClientInner) {

@@ -1,59 +1,62 @@
-//! The connection driver: one task per socket that reads frames and routes them, writes
-//! everything queued for the socket (feeding all that is queued, flushing once), pings a
-//! silent peer, runs the handshake phase, and performs the close handshake.
+//! The connection driver: an owned state machine, one per socket, whose one [`poll`]
+//! advances everything that can make progress — every deadline, the handshake, the running
+//! handlers, the read, the write — and returns `Pending` only when nothing can. No part of
+//! the connection waits while another part's deadline passes: a peer that stops reading
+//! stalls the write, never the handshake timeout, the pings or the close.
+//!
+//! A turn of [`Driver::poll`], in order:
+//! 1. the timer: the close deadline, the handshake timeout, the pending requests' timeouts,
+//!    the ping that is due;
+//! 2. the handshake, the `on_connection` hook and the request handlers ([`Router::poll`]);
+//!    finished handlers queue their responses;
+//! 3. the read: every frame already buffered (up to [`MAX_BATCH`]) is routed;
+//! 4. the outbound queue: everything queued is taken, fed and flushed once; a close
+//!    request turns the connection to closing.
+//!
+//! Closing is part of the same machine ([`Phase`]). What the driver owns ends with it: when
+//! it is dropped — after its close, or because its task was cancelled or panicked — the
+//! queue refuses new frames, every pending request fails with
+//! [`Error::Disconnected`](crate::Error::Disconnected), and the running handlers are
+//! dropped.
 //!
 //! The same driver runs the server's connections and the client's socket; what differs
 //! (the handshake, who handlers receive) comes from the [`Endpoint`].
+//!
+//! [`poll`]: Driver::poll
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
-use super::peer::Peer;
-use crate::error::{Error, Rejection};
-use crate::handler::{BoxFuture, HandlerFuture, Handlers, PayloadText, Snapshot};
-use crate::protocol::{self, close_code, names, Payload, RawId};
-
-/// How a connection ended: the close code and reason (sent by us, or received from the peer;
-/// 1006 when the socket dropped without a close frame).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseInfo {
-    /// The WebSocket close code.
-    pub code: u16,
-    /// The close reason.
-    pub reason: String,
-}
-
-/// A deadline that never comes (a timer with nothing to wait for).
-const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
-
-/// `wait` after `from`; a wait too long to represent (`Duration::MAX`, say) means a year,
-/// which is as good as never here and cannot overflow.
-pub(crate) fn after(from: Instant, wait: Duration) -> Instant {
-    from.checked_add(wait.min(FAR_FUTURE)).unwrap_or(from)
-}
+use super::clock::{self, Instant, FAR_FUTURE};
+use super::close::CloseInfo;
+use super::peer::{Peer, Taken};
+use super::router::Router;
+use crate::error::Error;
+use crate::handler::BoxFuture;
+use crate::protocol::{self, close_code, RawId};
 
 /// The most frames read in one turn.
 const MAX_BATCH: usize = 256;
+
+/// The most turns in one poll before the driver yields to the runtime (waking itself):
+/// a peer that never stops sending cannot keep a worker thread to itself.
+const MAX_TURNS: usize = 32;
 
 /// How a handshake handler ended, for the driver.
 pub(crate) enum HandshakeEnd {
     /// Accepted; the response is queued. Runs the `on_connection` hook, if any.
     Accepted(Option<BoxFuture<()>>),
-    /// Rejected; the error response is queued. The driver closes with 4203.
+    /// Rejected; the error response is queued and the close (4203) requested.
     Rejected,
     /// The connection was already closing; nothing was sent.
     Abandoned,
@@ -80,404 +83,438 @@ pub(crate) struct DriverConfig {
     pub ping_interval: Duration,
     pub max_in_flight: usize,
     pub max_name_len: usize,
+    /// The longest request id (`i`, as JSON text) accepted from the peer.
+    pub max_id_len: usize,
     pub close_timeout: Duration,
 }
 
-/// Runs a connection until its socket is closed; returns how it ended. On return, every
-/// pending request has been failed with [`Error::Disconnected`], the outbound queue refuses
-/// new frames, and handlers still running are left to finish in a task of their own (their
-/// responses go nowhere).
-#[allow(clippy::manual_async_fn)] // on purpose: see the body
-pub(crate) fn drive<S, E>(
-    mut ws: WebSocketStream<S>,
-    ep: E,
-    handlers: Arc<Handlers<E>>,
+/// Where the connection is in its close.
+enum Phase {
+    /// Frames flow both ways.
+    Open,
+    /// Closing cleanly with `info` (ours, or the peer's when it closed first): what was
+    /// queued is written, then our close frame (unless `sent`: it is out, or the peer closed
+    /// first and tungstenite answers it); then the driver reads, discarding, until the
+    /// close handshake ends the stream.
+    Closing { info: CloseInfo, sent: bool },
+    /// The connection failed in a way the peer must hear of (a message too big, a protocol
+    /// violation): the close frame goes out, our half of the socket is shut, and what the
+    /// peer still sends is read and discarded until it closes too. Closing the socket with
+    /// unread input would reset it, and a reset can destroy the close frame before the peer
+    /// reads it.
+    Failing { info: CloseInfo, step: FailStep },
+}
+
+#[derive(Clone, Copy)]
+enum FailStep {
+    SendFrame,
+    Shutdown,
+    Drain,
+}
+
+/// A connection's state machine; see the module docs. Await [`drive`] to run one.
+pub(crate) struct Driver<S, E: Endpoint> {
+    ws: WebSocketStream<S>,
+    router: Router<E>,
     cfg: DriverConfig,
-) -> impl Future<Output = CloseInfo>
+    /// Frames taken from the queue and not written yet (a stalled write keeps them here).
+    batch: VecDeque<Utf8Bytes>,
+    /// Frames were fed to the socket and not flushed yet.
+    unflushed: bool,
+    /// The ping the driver sent after a silence, while it waits for the pong.
+    auto_ping: Option<BoxFuture<Result<Duration, Error>>>,
+    /// While the handshake is not accepted.
+    handshake_at: Option<Instant>,
+    /// Once closing: the connection ends by then, whatever the peer does.
+    close_at: Option<Instant>,
+    last_received: Instant,
+    phase: Phase,
+}
+
+/// Runs a connection until its socket is closed; returns how it ended. See [`Driver`].
+pub(crate) async fn drive<S, E>(
+    ws: WebSocketStream<S>,
+    router: Router<E>,
+    cfg: DriverConfig,
+) -> CloseInfo
 where
     S: AsyncRead + AsyncWrite + Unpin,
     E: Endpoint,
 {
-    // An async block, not an `async fn`: an `async fn` keeps its arguments twice in its
-    // future (as arguments and as locals), and the socket alone is 300 bytes per connection.
-    async move {
-        let peer = ep.peer();
-        let mut lookup = handlers.snapshot();
-        // Created on first use and dropped when empty: an idle connection holds none.
-        let mut tasks: Option<FuturesUnordered<HandlerFuture>> = None;
-        let mut handshake: Option<BoxFuture<HandshakeEnd>> = None;
-        let mut auto_ping: Option<BoxFuture<Result<Duration, Error>>> = None;
+    let now = Instant::now();
+    let handshake_at = router
+        .endpoint()
+        .handshake_timeout()
+        .map(|t| clock::after(now, t));
+    let mut driver = Driver {
+        ws,
+        router,
+        cfg,
+        batch: VecDeque::new(),
+        unflushed: false,
+        auto_ping: None,
+        handshake_at,
+        close_at: None,
+        last_received: now,
+        phase: Phase::Open,
+    };
+    // One timer for every deadline (handshake, ping, close, the pending requests'
+    // timeouts), kept in the task rather than boxed: an idle connection holds one.
+    let timer = tokio::time::sleep_until(driver.next_deadline(now));
+    tokio::pin!(timer);
+    std::future::poll_fn(|cx| driver.poll(cx, timer.as_mut())).await
+}
 
-        let wake = peer.wake.notified();
-        tokio::pin!(wake);
-        let started = Instant::now();
-        let mut timers = Timers {
-            handshake_at: ep.handshake_timeout().map(|t| after(started, t)),
-            close_at: None,
-            ping_interval: cfg.ping_interval,
-            last_received: started,
-            stale: false,
-        };
-        // One timer for every deadline (handshake, ping, close, the pending requests' timeouts):
-        // an idle connection holds one.
-        let timer = tokio::time::sleep_until(started.into());
-        tokio::pin!(timer);
-        timers.arm(timer.as_mut(), &ep, false, started);
+impl<S, E> Driver<S, E>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: Endpoint,
+{
+    fn peer(&self) -> &Peer {
+        self.router.endpoint().peer()
+    }
 
-        // Set once a close frame was sent or received: from then on only reading goes on.
-        let mut closing = false;
-        let mut ended: Option<CloseInfo> = None;
-
-        let outcome = 'driver: loop {
-            // `biased`: the outbound queue first (frames to write, a close to perform), then a
-            // read turn. A read turn handles every frame already buffered (up to MAX_BATCH) and
-            // runs the handlers that are ready, so their responses leave together in one write.
-            tokio::select! {
-                biased;
-                () = &mut wake, if !closing => {
-                    wake.set(peer.wake.notified());
-                    let mut on_text = |text| route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
-                    let flushed = flush_queue(&mut ws, peer, &mut wake, timer.as_mut(), &mut timers, cfg.close_timeout, &mut on_text).await;
-                    // A request queued since carries a deadline the timer may not cover yet.
-                    if timers.stale || peer.pending.earliest().is_some_and(|at| at < armed_at(&timer)) {
-                        timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), Instant::now());
-                    }
-                    match flushed {
-                        Flushed::Idle => {}
-                        Flushed::CloseRequested => {
-                            closing = true;
-                            match begin_close(&mut ws, peer, cfg.close_timeout).await {
-                                Ok(info) => ended = Some(info),
-                                Err(info) => break info,
-                            }
-                            timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
-                        }
-                        Flushed::Failed(info) => break ended.take().unwrap_or(info),
-                        Flushed::Read(ReadEvent::PeerClose(info)) => {
-                            closing = true;
-                            timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
-                            ended.get_or_insert(info);
-                        }
-                        Flushed::Read(ReadEvent::Fail { info, send_close }) => {
-                            if send_close {
-                                send_failure_close(&mut ws, &info, cfg.close_timeout).await;
-                            }
-                            break ended.take().unwrap_or(info);
-                        }
-                        // Text and control frames were handled while writing.
-                        Flushed::Read(ReadEvent::Text(_) | ReadEvent::Control) => {}
-                    }
+    /// Advances everything that can make progress; `Ready` with how the connection ended.
+    fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<CloseInfo> {
+        for _ in 0..MAX_TURNS {
+            let mut progress = false;
+            if timer.as_mut().poll(cx).is_ready() {
+                let now = Instant::now();
+                if let Some(info) = self.on_timer(now) {
+                    return Poll::Ready(info);
                 }
-                msg = ws.next() => {
-                    timers.last_received = Instant::now();
-                    let mut msg = msg;
-                    for _ in 0..MAX_BATCH {
-                        match read_event(peer, msg) {
-                            ReadEvent::Text(text) => {
-                                if !closing {
-                                    route(&ep, (&handlers, &mut lookup), &mut tasks, &mut handshake, &cfg, text);
-                                }
-                            }
-                            ReadEvent::Control => {}
-                            ReadEvent::PeerClose(info) => {
-                                // tungstenite queues the reply; keep polling until the stream ends.
-                                if !closing {
-                                    closing = true;
-                                    timers.start_closing(timer.as_mut(), &ep, auto_ping.is_some(), cfg.close_timeout);
-                                }
-                                ended.get_or_insert(info);
-                            }
-                            ReadEvent::Fail { info, send_close } => {
-                                if send_close {
-                                    send_failure_close(&mut ws, &info, cfg.close_timeout).await;
-                                }
-                                break 'driver ended.take().unwrap_or(info);
-                            }
-                        }
-                        match poll_now(|cx| ws.poll_next_unpin(cx)).await {
-                            Poll::Ready(next) => msg = next,
-                            Poll::Pending => break,
-                        }
-                    }
-                    // Run the handlers that are ready now (most finish on their first poll).
-                    run_ready(peer, &mut tasks).await;
-                }
-                Some(response) = async { tasks.as_mut().expect("guarded").next().await }, if tasks.is_some() => {
-                    queue_response(peer, response);
-                    run_ready(peer, &mut tasks).await;
-                }
-                end = async { handshake.as_mut().expect("guarded").await }, if handshake.is_some() => {
-                    handshake = None;
-                    match end {
-                        // The `on_connection` hook runs beside the handlers, with no response.
-                        HandshakeEnd::Accepted(Some(hook)) => spawn_task(&mut tasks, Box::pin(hook.map(|()| None))),
-                        HandshakeEnd::Accepted(None) | HandshakeEnd::Abandoned => {}
-                        HandshakeEnd::Rejected => peer.close(close_code::HANDSHAKE_REJECTED, "Handshake rejected"),
-                    }
-                    timers.handshake_at = None;
-                }
-                result = async { auto_ping.as_mut().expect("guarded").await }, if auto_ping.is_some() => {
-                    auto_ping = None;
-                    match result {
-                        Ok(_) | Err(Error::Disconnected) => {}
-                        Err(_) => peer.close(close_code::PING_FAILED, "Ping failed"),
-                    }
-                    timers.arm(timer.as_mut(), &ep, false, Instant::now());
-                }
-                () = &mut timer => {
-                    let now = Instant::now();
-                    if timers.close_at.is_some_and(|at| now >= at) {
-                        break ended.take().unwrap_or(CloseInfo {
-                            code: close_code::DISCONNECT_TIMEOUT,
-                            reason: "Disconnect timeout".into(),
-                        });
-                    }
-                    if let Some(at) = timers.handshake_at {
-                        if ep.is_open() {
-                            timers.handshake_at = None;
-                        } else if now >= at && !closing {
-                            let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
-                            peer.close(close_code::HANDSHAKE_FAILED, &format!("Handshake not completed after {ms} ms"));
-                            handshake = None;
-                            timers.handshake_at = None;
-                        }
-                    }
-                    peer.pending.expire(now);
-                    let ping_due = !cfg.ping_interval.is_zero() && now >= after(timers.last_received, cfg.ping_interval);
-                    if auto_ping.is_none() && !closing && ep.is_open() && ping_due {
-                        let ep = ep.clone();
-                        auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
-                    }
-                    timers.arm(timer.as_mut(), &ep, auto_ping.is_some(), now);
-                }
+                timer.as_mut().reset(self.next_deadline(now));
+                progress = true;
             }
-        };
-
-        peer.finish();
-        peer.pending.close();
-        if let Some(mut tasks) = tasks.filter(|t| !t.is_empty()) {
-            tokio::spawn(async move { while tasks.next().await.is_some() {} });
+            let turn = match self.phase {
+                Phase::Open => self.turn_open(cx),
+                Phase::Closing { .. } => self.turn_closing(cx),
+                Phase::Failing { .. } => self.turn_failing(cx),
+            };
+            match turn {
+                Turn::Ended(info) => return Poll::Ready(info),
+                Turn::Progress => progress = true,
+                Turn::Idle => {}
+            }
+            // A deadline earlier than the timer's (a request sent, the close begun): set the
+            // timer for it, and poll it in the next turn so that it wakes this task.
+            // Receiving a frame only moves the ping's deadline later: the timer then fires
+            // early, and re-arms for the ping that is really due.
+            let next = self.next_deadline(Instant::now());
+            if next < timer.deadline() {
+                timer.as_mut().reset(next);
+                progress = true;
+            }
+            if !progress {
+                return Poll::Pending;
+            }
         }
-        outcome
-    }
-}
-
-/// The driver's deadlines, served by one timer.
-struct Timers {
-    /// While the handshake is not accepted.
-    handshake_at: Option<Instant>,
-    /// Once a close frame was sent or received.
-    close_at: Option<Instant>,
-    ping_interval: Duration,
-    last_received: Instant,
-    /// The timer was set for some deadlines only: it must be armed again.
-    stale: bool,
-}
-
-/// When `timer` is set to fire.
-fn armed_at(timer: &Pin<&mut Sleep>) -> Instant {
-    timer.deadline().into_std()
-}
-
-impl Timers {
-    /// Sets the timer for the next deadline.
-    fn arm<E: Endpoint>(&mut self, timer: Pin<&mut Sleep>, ep: &E, pinging: bool, now: Instant) {
-        self.stale = false;
-        timer.reset(self.next(ep, pinging, now).into());
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
-    /// A close frame was sent or received: the connection ends within `close_timeout`,
-    /// whatever the peer does.
-    fn start_closing<E: Endpoint>(
-        &mut self,
-        timer: Pin<&mut Sleep>,
-        ep: &E,
-        pinging: bool,
-        close_timeout: Duration,
-    ) {
-        let now = Instant::now();
-        self.close_at = Some(after(now, close_timeout));
-        self.arm(timer, ep, pinging, now);
-    }
-
-    /// While a write stalls: sets the timer for the pending requests' next scan, or
-    /// `otherwise` if it is later, and marks the timer for a full re-arm afterwards.
-    fn arm_for_pending(&mut self, mut timer: Pin<&mut Sleep>, peer: &Peer, otherwise: Instant) {
-        let next = peer
-            .pending
-            .earliest()
-            .map_or(otherwise, |at| at.min(otherwise));
-        if next != armed_at(&timer) {
-            self.stale = true;
-            timer.as_mut().reset(next.into());
+    /// Serves the deadlines that have come; `Some` when the connection ends now.
+    fn on_timer(&mut self, now: Instant) -> Option<CloseInfo> {
+        if self.close_at.is_some_and(|at| now >= at) {
+            return Some(match &self.phase {
+                Phase::Closing { info, .. } | Phase::Failing { info, .. } => info.clone(),
+                Phase::Open => CloseInfo::new(close_code::DISCONNECT_TIMEOUT, "Disconnect timeout"),
+            });
         }
+        let ep = self.router.endpoint();
+        if let Some(at) = self.handshake_at {
+            if ep.is_open() {
+                self.handshake_at = None;
+            } else if now >= at {
+                let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
+                self.peer().close(
+                    close_code::HANDSHAKE_FAILED,
+                    &format!("Handshake not completed after {ms} ms"),
+                );
+                self.router.abandon_handshake();
+                self.handshake_at = None;
+            }
+        }
+        self.peer().pending.expire(now);
+        if self.ping_due(now) {
+            let ep = self.router.endpoint().clone();
+            self.auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
+        }
+        None
     }
 
-    /// When the timer should fire next. Receiving a frame does not move the timer: when it
-    /// fires early it re-arms for the ping that is really due.
-    fn next<E: Endpoint>(&self, ep: &E, pinging: bool, now: Instant) -> Instant {
-        let ping = if self.ping_interval.is_zero() {
-            now + FAR_FUTURE // pings are off
-        } else if pinging || !ep.is_open() {
-            after(now, self.ping_interval)
-        } else {
-            after(self.last_received, self.ping_interval).max(now)
-        };
+    fn ping_due(&self, now: Instant) -> bool {
+        matches!(self.phase, Phase::Open)
+            && self.auto_ping.is_none()
+            && !self.cfg.ping_interval.is_zero()
+            && self.router.endpoint().is_open()
+            && now >= clock::after(self.last_received, self.cfg.ping_interval)
+    }
+
+    /// When the timer should fire next.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let ping = (matches!(self.phase, Phase::Open)
+            && self.auto_ping.is_none()
+            && !self.cfg.ping_interval.is_zero()
+            && self.router.endpoint().is_open())
+        .then(|| clock::after(self.last_received, self.cfg.ping_interval));
         [
+            ping,
             self.handshake_at,
             self.close_at,
-            ep.peer().pending.earliest(),
+            self.peer().pending.earliest(),
         ]
         .into_iter()
         .flatten()
-        .fold(ping, Instant::min)
+        .fold(now + FAR_FUTURE, Instant::min)
     }
-}
 
-/// Queues a finished handler's response, if it has one. Fails only when the connection is
-/// gone or being closed as a slow consumer: then the response goes nowhere.
-fn queue_response(peer: &Peer, response: Option<Utf8Bytes>) {
-    if let Some(frame) = response {
-        let _ = peer.queue(frame);
-    }
-}
-
-fn spawn_task(tasks: &mut Option<FuturesUnordered<HandlerFuture>>, fut: HandlerFuture) {
-    tasks.get_or_insert_with(FuturesUnordered::new).push(fut);
-}
-
-/// Polls `poll` once with the task's own context (unlike `now_or_never`, whose no-op
-/// waker would displace the task's waker wherever `poll` registers it, only for the next
-/// poll to put it back) and returns what it gave, ready or not.
-async fn poll_now<T>(mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-    std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await
-}
-
-/// Polls the running handlers that are ready, and queues the responses of those that
-/// finish; drops the set once it is empty.
-async fn run_ready(peer: &Peer, tasks: &mut Option<FuturesUnordered<HandlerFuture>>) {
-    if let Some(set) = tasks {
-        while let Poll::Ready(Some(response)) = poll_now(|cx| set.poll_next_unpin(cx)).await {
-            queue_response(peer, response);
-        }
-        if set.is_empty() {
-            *tasks = None;
-        }
-    }
-}
-
-enum Flushed {
-    /// Everything queued was written.
-    Idle,
-    /// A close was requested; what is still queued goes out with the close frame.
-    CloseRequested,
-    /// The socket failed, or stalled past the close timeout after a close was requested.
-    Failed(CloseInfo),
-    /// While the write was stalled, the peer closed or the socket failed.
-    Read(ReadEvent),
-}
-
-/// Writes everything queued, a batch at a time, flushing once per batch. A peer that does
-/// not read stalls the write, and a close request (slow consumer, shutdown) must still get
-/// through: the write races the queue's wake-up. Once a close is requested the batch may
-/// still finish within the close timeout, so frames already taken are not lost to a peer
-/// that does read.
-///
-/// Requests still time out while a write stalls: the timer is served here too (only for
-/// them; the other deadlines wait for the write, and the timer is re-armed for all of them
-/// once it is done).
-async fn flush_queue<'p, S>(
-    ws: &mut WebSocketStream<S>,
-    peer: &'p Peer,
-    wake: &mut Pin<&mut tokio::sync::futures::Notified<'p>>,
-    mut timer: Pin<&mut Sleep>,
-    timers: &mut Timers,
-    close_timeout: Duration,
-    on_text: &mut (dyn FnMut(Utf8Bytes) + Send),
-) -> Flushed
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    /// What woke a stalled write.
-    enum Step {
-        Written(Result<(), WsError>),
-        Timer,
-        Woken,
-        Read(Option<Result<Message, WsError>>),
-    }
-    loop {
-        if peer.close_request().is_some() {
-            return Flushed::CloseRequested;
-        }
-        let mut batch = peer.take_frames();
-        if batch.is_empty() {
-            peer.recycle(batch);
-            return Flushed::Idle;
-        }
-        let written = loop {
-            // In this order: the write (usually done at once), the timer, the queue's wake-up,
-            // and, while the write is stalled, the socket: a peer stalled writing to us must
-            // be read, or two ends writing to each other would wait on each other for ever.
-            let step = std::future::poll_fn(|cx| {
-                if let Poll::Ready(written) = poll_write_batch(ws, &mut batch, cx) {
-                    return Poll::Ready(Step::Written(written));
+    /// One turn while open: handlers, the read, the queue.
+    fn turn_open(&mut self, cx: &mut Context<'_>) -> Turn {
+        let mut progress = self.router.poll(cx);
+        if let Some(ping) = &mut self.auto_ping {
+            if let Poll::Ready(result) = ping.poll_unpin(cx) {
+                self.auto_ping = None;
+                if let Err(Error::PingFailed(_)) = result {
+                    self.peer().close(close_code::PING_FAILED, "Ping failed");
                 }
-                if timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Step::Timer);
+                progress = true;
+            }
+        }
+        match self.read(cx, true) {
+            Read::Frames => progress = true,
+            Read::Idle => {}
+            Read::PeerClosed(info) => {
+                // tungstenite queues the answer; what we had queued can no longer be sent.
+                self.batch.clear();
+                self.begin_close(info, true);
+                return Turn::Progress;
+            }
+            Read::Failed(failure) => return self.fail(failure),
+        }
+        let taken = self
+            .router
+            .endpoint()
+            .peer()
+            .take(&mut self.batch, cx.waker());
+        if let Taken::Close(info) = taken {
+            self.begin_close(info, false);
+            return Turn::Progress;
+        }
+        match self.write(cx) {
+            Ok(wrote) => progress |= wrote,
+            Err(info) => return Turn::Ended(info),
+        }
+        if progress {
+            Turn::Progress
+        } else {
+            Turn::Idle
+        }
+    }
+
+    /// The connection turns to closing with `info`; it ends within the close timeout.
+    fn begin_close(&mut self, info: CloseInfo, sent: bool) {
+        tracing::debug!(code = info.code, reason = %info.reason, by_peer = sent, "closing");
+        self.peer().finish();
+        self.close_at = Some(clock::after(Instant::now(), self.cfg.close_timeout));
+        self.auto_ping = None;
+        self.phase = Phase::Closing { info, sent };
+    }
+
+    /// One turn while closing cleanly: the rest of the queue and the close frame out, then
+    /// read until the stream ends.
+    fn turn_closing(&mut self, cx: &mut Context<'_>) -> Turn {
+        let Phase::Closing { info, sent } = &mut self.phase else {
+            unreachable!("called while closing");
+        };
+        let mut progress = false;
+        if !*sent {
+            match poll_write_batch(&mut self.ws, &mut self.batch, cx) {
+                Poll::Ready(Ok(())) => {
+                    let frame = Message::Close(Some(info.frame()));
+                    if let Err(e) = self.ws.start_send_unpin(frame) {
+                        tracing::debug!(error = %e, "could not send the close frame");
+                        return Turn::Ended(info.clone());
+                    }
+                    *sent = true;
+                    progress = true;
                 }
-                if wake.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Step::Woken);
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed while closing");
+                    return Turn::Ended(info.clone());
                 }
-                ws.poll_next_unpin(cx).map(Step::Read)
-            })
-            .await;
+                Poll::Pending => {}
+            }
+        }
+        if *sent {
+            // Pushes the close frame (or tungstenite's answer to the peer's) out.
+            if let Poll::Ready(Err(_)) = self.ws.poll_flush_unpin(cx) {
+                return Turn::Ended(info.clone());
+            }
+        }
+        let info = info.clone();
+        match self.read(cx, false) {
+            Read::Frames => progress = true,
+            Read::Idle => {}
+            // The close handshake is over, or the socket is gone: either way, done.
+            Read::PeerClosed(_) => progress = true,
+            Read::Failed(_) => return Turn::Ended(info),
+        }
+        if progress {
+            Turn::Progress
+        } else {
+            Turn::Idle
+        }
+    }
+
+    /// The connection failed: with a close frame to send first, or at once.
+    fn fail(&mut self, failure: Failure) -> Turn {
+        match failure {
+            Failure::Gone(info) => Turn::Ended(info),
+            Failure::Refuse(info) => {
+                tracing::info!(code = info.code, reason = %info.reason, "closing a connection that broke the protocol or a limit");
+                self.peer().finish();
+                self.batch.clear();
+                self.close_at = Some(clock::after(Instant::now(), self.cfg.close_timeout));
+                self.auto_ping = None;
+                self.phase = Phase::Failing {
+                    info,
+                    step: FailStep::SendFrame,
+                };
+                Turn::Progress
+            }
+        }
+    }
+
+    fn turn_failing(&mut self, cx: &mut Context<'_>) -> Turn {
+        let Phase::Failing { info, step } = &mut self.phase else {
+            unreachable!("called while failing");
+        };
+        loop {
             match step {
-                Step::Written(written) => break written,
-                Step::Timer => {
-                    let now = Instant::now();
-                    peer.pending.expire(now);
-                    timers.arm_for_pending(timer.as_mut(), peer, now + FAR_FUTURE);
+                FailStep::SendFrame => {
+                    let sent = match self.ws.poll_ready_unpin(cx) {
+                        Poll::Pending => return Turn::Idle,
+                        Poll::Ready(Ok(())) => {
+                            let frame = Message::Close(Some(info.frame()));
+                            self.ws.start_send_unpin(frame)
+                        }
+                        Poll::Ready(Err(e)) => Err(e),
+                    };
+                    if sent.is_err() {
+                        return Turn::Ended(info.clone());
+                    }
+                    *step = FailStep::Shutdown;
                 }
-                Step::Woken => {
-                    wake.set(peer.wake.notified());
-                    // A request queued meanwhile may be due before the timer fires.
-                    let armed = armed_at(&timer);
-                    timers.arm_for_pending(timer.as_mut(), peer, armed);
-                    if let Some(request) = peer.close_request() {
-                        // Boxed: it runs once per connection at most, and its timer would
-                        // otherwise make every connection's task larger.
-                        let rest = std::future::poll_fn(|cx| poll_write_batch(ws, &mut batch, cx));
-                        match Box::pin(tokio::time::timeout(close_timeout, rest)).await {
-                            Ok(Ok(())) => return Flushed::CloseRequested,
-                            _ => {
-                                return Flushed::Failed(CloseInfo {
-                                    code: request.code,
-                                    reason: request.reason,
-                                })
+                FailStep::Shutdown => {
+                    match self.ws.poll_flush_unpin(cx) {
+                        Poll::Pending => return Turn::Idle,
+                        Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    match Pin::new(self.ws.get_mut()).poll_shutdown(cx) {
+                        Poll::Pending => return Turn::Idle,
+                        Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
+                        Poll::Ready(Ok(())) => *step = FailStep::Drain,
+                    }
+                }
+                FailStep::Drain => {
+                    // The peer has our close frame and our FIN: discard what it still sends
+                    // until it closes its end.
+                    let mut scratch = [0u8; 1024];
+                    for _ in 0..MAX_BATCH {
+                        let mut buf = ReadBuf::new(&mut scratch);
+                        match Pin::new(self.ws.get_mut()).poll_read(cx, &mut buf) {
+                            Poll::Pending => return Turn::Idle,
+                            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                                return Turn::Ended(info.clone())
                             }
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
                         }
                     }
-                }
-                Step::Read(msg) => {
-                    timers.last_received = Instant::now();
-                    match read_event(peer, msg) {
-                        ReadEvent::Text(text) => on_text(text),
-                        ReadEvent::Control => {}
-                        // The connection is ending: what is left of the batch goes nowhere.
-                        end => return Flushed::Read(end),
-                    }
+                    return Turn::Progress;
                 }
             }
-        };
-        peer.recycle(batch);
-        if let Err(e) = written {
-            tracing::debug!(error = %e, "write failed");
-            return Flushed::Failed(CloseInfo {
-                code: close_code::ABNORMAL,
-                reason: e.to_string(),
-            });
         }
     }
+
+    /// Reads every frame already buffered (up to [`MAX_BATCH`]); routes text frames when
+    /// `route`, discards them otherwise.
+    fn read(&mut self, cx: &mut Context<'_>, route: bool) -> Read {
+        let mut read = 0;
+        while read < MAX_BATCH {
+            let Poll::Ready(msg) = self.ws.poll_next_unpin(cx) else {
+                break;
+            };
+            if read == 0 {
+                self.last_received = Instant::now();
+            }
+            read += 1;
+            match read_event(self.peer(), msg) {
+                ReadEvent::Text(text) => {
+                    if route {
+                        self.router.route(text);
+                    }
+                }
+                ReadEvent::Control => {}
+                ReadEvent::PeerClose(info) => return Read::PeerClosed(info),
+                ReadEvent::Fail(failure) => return Read::Failed(failure),
+            }
+        }
+        if read > 0 {
+            Read::Frames
+        } else {
+            Read::Idle
+        }
+    }
+
+    /// Writes the batch: feeds every frame, then flushes once. `Ok(true)` when it wrote
+    /// something; `Err` when the socket failed.
+    fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, CloseInfo> {
+        if self.batch.is_empty() && !self.unflushed {
+            return Ok(false);
+        }
+        let wrote = !self.batch.is_empty();
+        match poll_write_batch(&mut self.ws, &mut self.batch, cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                Ok(wrote)
+            }
+            Poll::Pending => {
+                self.unflushed = self.batch.is_empty();
+                Ok(false)
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "write failed");
+                Err(CloseInfo::abnormal(e.to_string()))
+            }
+        }
+    }
+}
+
+impl<S, E: Endpoint> Drop for Driver<S, E> {
+    /// The connection layer's teardown, on every path (a normal end, a cancelled task, a
+    /// panic): nothing more is queued, everything pending fails with `Disconnected`. The
+    /// running handlers and the handshake are dropped with the router.
+    fn drop(&mut self) {
+        self.router.endpoint().peer().finish();
+    }
+}
+
+/// What a turn did.
+enum Turn {
+    Progress,
+    Idle,
+    Ended(CloseInfo),
+}
+
+/// What a read did.
+enum Read {
+    Frames,
+    Idle,
+    PeerClosed(CloseInfo),
+    Failed(Failure),
 }
 
 /// Feeds every frame of `batch`, then flushes; `Pending` while the socket takes no more
@@ -500,36 +537,12 @@ where
     ws.poll_flush_unpin(cx)
 }
 
-/// Sends what is still queued (computed responses go out first), then the requested close
-/// frame, within `timeout`. `Ok` with the close to report once the peer answers; `Err` with
-/// it when the socket failed or stalled, and the connection should end now.
-async fn begin_close<S>(
-    ws: &mut WebSocketStream<S>,
-    peer: &Peer,
-    timeout: Duration,
-) -> Result<CloseInfo, CloseInfo>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let request = peer.close_request().unwrap_or(super::peer::CloseRequest {
-        code: close_code::NORMAL,
-        reason: String::new(),
-    });
-    let info = CloseInfo {
-        code: request.code,
-        reason: request.reason,
-    };
-    let frame = close_frame(info.code, &info.reason);
-    let mut rest = peer.take_frames();
-    let sent = tokio::time::timeout(timeout, async {
-        std::future::poll_fn(|cx| poll_write_batch(ws, &mut rest, cx)).await?;
-        ws.close(Some(frame)).await
-    })
-    .await;
-    match sent {
-        Ok(Ok(())) => Ok(info),
-        _ => Err(info),
-    }
+/// How a connection failed.
+enum Failure {
+    /// The socket is gone (a FIN or reset without a close frame, an I/O error): 1006.
+    Gone(CloseInfo),
+    /// The peer broke the protocol or a limit: it gets a close frame with this.
+    Refuse(CloseInfo),
 }
 
 /// What one item read from the socket means to the driver.
@@ -540,15 +553,10 @@ enum ReadEvent {
     Control,
     /// The peer's close frame.
     PeerClose(CloseInfo),
-    /// The connection is over; `send_close` when a close frame should still be sent.
-    Fail { info: CloseInfo, send_close: bool },
+    Fail(Failure),
 }
 
 fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
-    let fail = |code: u16, reason: String, send_close: bool| ReadEvent::Fail {
-        info: CloseInfo { code, reason },
-        send_close,
-    };
     match msg {
         Some(Ok(Message::Text(text))) => ReadEvent::Text(text),
         Some(Ok(Message::Binary(bytes))) => match Utf8Bytes::try_from(bytes) {
@@ -559,14 +567,8 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
             }
         },
         Some(Ok(Message::Close(frame))) => ReadEvent::PeerClose(match frame {
-            Some(f) => CloseInfo {
-                code: f.code.into(),
-                reason: f.reason.to_string(),
-            },
-            None => CloseInfo {
-                code: 1005,
-                reason: String::new(),
-            },
+            Some(f) => CloseInfo::new(f.code.into(), f.reason.as_str()),
+            None => CloseInfo::new(close_code::NO_STATUS, ""),
         }),
         Some(Ok(_)) => ReadEvent::Control,
         Some(Err(WsError::Capacity(e))) => {
@@ -574,162 +576,26 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
                 CapacityError::MessageTooLong { .. } => "Message too big",
                 _ => "Frame too big",
             };
-            fail(close_code::MESSAGE_TOO_BIG, reason.into(), true)
+            tracing::warn!(error = %e, "the peer sent a message over max_message_size; closing with 1009");
+            ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
+                close_code::MESSAGE_TOO_BIG,
+                reason,
+            )))
+        }
+        // The peer's socket ended without a close frame (a FIN): no close frame to send.
+        Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) | None => {
+            ReadEvent::Fail(Failure::Gone(CloseInfo::abnormal("connection dropped")))
         }
         Some(Err(WsError::Protocol(e))) => {
             tracing::debug!(error = %e, "WebSocket protocol error");
-            fail(close_code::PROTOCOL_ERROR, "Protocol error".into(), true)
+            ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
+                close_code::PROTOCOL_ERROR,
+                "Protocol error",
+            )))
         }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "socket error");
-            fail(close_code::ABNORMAL, e.to_string(), false)
-        }
-        None => fail(close_code::ABNORMAL, "connection dropped".into(), false),
-    }
-}
-
-/// Sends the close frame of a connection that failed (a protocol error, an oversized
-/// message), within `timeout`; whether it got out does not matter any more.
-async fn send_failure_close<S>(ws: &mut WebSocketStream<S>, info: &CloseInfo, timeout: Duration)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let frame = close_frame(info.code, &info.reason);
-    let _ = tokio::time::timeout(timeout, ws.close(Some(frame))).await;
-}
-
-fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
-    }
-}
-
-/// Decodes one frame and routes it: responses to the pending table, pings answered,
-/// the handshake to the endpoint, named messages to their handler.
-pub(crate) fn route<E: Endpoint>(
-    ep: &E,
-    (handlers, lookup): (&Handlers<E>, &mut Snapshot<E>),
-    tasks: &mut Option<FuturesUnordered<HandlerFuture>>,
-    handshake: &mut Option<BoxFuture<HandshakeEnd>>,
-    cfg: &DriverConfig,
-    text: Utf8Bytes,
-) {
-    let peer = ep.peer();
-    let msg = match protocol::decode(&text) {
-        Ok(msg) => msg,
-        Err(e) => {
-            peer.report_malformed(&e);
-            return;
-        }
-    };
-    // The payload of a named message is not checked yet when no handler reads it (see
-    // `protocol::scan`): before anything else is done with the frame, it is, and a frame
-    // that is not JSON is dropped as malformed.
-    let payload = PayloadText {
-        raw: msg.payload,
-        checked: msg.payload_checked,
-    };
-    let reply = |rejection: Rejection| {
-        if let Some(id) = msg.id {
-            let _ = peer.queue(protocol::encode_reject(&RawId::new(id), &rejection));
-        }
-    };
-    match &*msg.name {
-        names::RESPONSE => {
-            let Some(key) = protocol::response_key(msg.id) else {
-                return;
-            };
-            let outcome = if protocol::is_error(msg.error) {
-                Err(Error::Rejected(Rejection::from_wire(
-                    msg.error.unwrap_or("null"),
-                )))
-            } else {
-                Ok(Payload::new(&text, msg.payload))
-            };
-            if !peer.pending.complete(key, outcome) {
-                tracing::debug!(
-                    id = key,
-                    "ignored a response that matches no pending request"
-                );
-            }
-        }
-        names::PING => {
-            if let Some(id) = msg.id {
-                if let Ok(frame) = protocol::encode_resolve(&RawId::new(id), "pong") {
-                    let _ = peer.queue(frame);
-                }
-            }
-        }
-        names::HANDSHAKE => {
-            if let Some(id) = msg.id {
-                if let Some(fut) = ep.on_handshake(RawId::new(id), msg.payload) {
-                    *handshake = Some(fut);
-                }
-            }
-        }
-        reserved if reserved.starts_with('_') => reply(Rejection::new(
-            "UnknownMessage",
-            format!("{reserved:?} is a reserved name this endpoint does not know"),
-        )),
-        name if name.len() > cfg.max_name_len => {
-            if payload.is_malformed(peer) {
-                return;
-            }
-            if msg.id.is_none() {
-                tracing::warn!(len = name.len(), "dropped a message whose name is too long");
-            }
-            reply(Rejection::new(
-                "NameTooLong",
-                format!(
-                    "message names are at most {} bytes; this one has {}",
-                    cfg.max_name_len,
-                    name.len()
-                ),
-            ))
-        }
-        name => {
-            let Some(handler) = lookup.get(handlers, name).filter(|_| ep.is_open()) else {
-                if payload.is_malformed(peer) {
-                    return;
-                }
-                if !ep.is_open() {
-                    return reply(Rejection::new(
-                        "HandshakeRequired",
-                        format!(
-                            "{name:?} arrived before the handshake was accepted; send \"_h\" first"
-                        ),
-                    ));
-                }
-                if msg.id.is_none() {
-                    tracing::debug!(message = name, "dropped a message with no handler");
-                }
-                return reply(Rejection::no_handler(name));
-            };
-            let max_in_flight = cfg.max_in_flight;
-            if tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
-                if payload.is_malformed(peer) {
-                    return;
-                }
-                if msg.id.is_none() {
-                    tracing::warn!(
-                        message = name,
-                        "dropped a message: too many requests in flight"
-                    );
-                }
-                return reply(Rejection::new(
-                    "TooManyRequests",
-                    format!("more than {max_in_flight} requests in flight on this connection; wait for responses before sending more"),
-                ));
-            }
-            if let Some(mut fut) = handler.call(ep, name, payload, msg.id.map(RawId::new)) {
-                // Most handlers finish on their first poll: run them here, and keep only the
-                // rest (FuturesUnordered polls a pushed future again with the task's waker).
-                match (&mut fut).now_or_never() {
-                    Some(response) => queue_response(peer, response),
-                    None => spawn_task(tasks, fut),
-                }
-            }
+            ReadEvent::Fail(Failure::Gone(CloseInfo::abnormal(e.to_string())))
         }
     }
 }

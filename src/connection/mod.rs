@@ -2,9 +2,12 @@
 //! connection runs on (the driver task, the outbound queue, the pending-reply table),
 //! which the Rust client shares.
 
+pub(crate) mod clock;
+mod close;
 pub(crate) mod driver;
 pub(crate) mod peer;
 pub(crate) mod pending;
+pub(crate) mod router;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -15,16 +18,16 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::value::RawValue;
 
-pub use driver::CloseInfo;
+pub use close::CloseInfo;
+pub(crate) use close::{sendable_close_code, truncate_reason};
 pub(crate) use driver::{Endpoint, HandshakeEnd};
 use peer::Peer;
 
-use crate::error::{Error, Rejection};
+use crate::error::Error;
 use crate::handler::BoxFuture;
-use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
-use crate::protocol::{self, RawId};
+use crate::handshake::RequestInfo;
+use crate::protocol::RawId;
 use crate::rooms::BroadcastOperator;
 use crate::server::{Server, ServerShared};
 
@@ -133,8 +136,9 @@ impl ServerConnection {
     ///
     /// # Errors
     /// [`Error::IdConflict`] if another live connection has that id,
-    /// [`Error::HandshakeEnded`] once the handshake is resolved, [`Error::InvalidId`] if the
-    /// id is empty or longer than [`max_id_len`](crate::ServerBuilder::max_id_len).
+    /// [`Error::HandshakeEnded`] once the handshake is resolved, [`Error::Disconnected`] once
+    /// the connection is gone, [`Error::InvalidId`] if the id is empty or longer than
+    /// [`max_id_len`](crate::ServerBuilder::max_id_len).
     pub fn set_id(&self, id: impl Into<String>) -> Result<(), Error> {
         let id: String = id.into();
         if self.state() != ConnectionState::Handshaking {
@@ -150,6 +154,10 @@ impl ServerConnection {
             });
         }
         let mut membership = self.membership();
+        // Under the lock teardown takes too: once the connection is gone, no id is taken.
+        if membership.left {
+            return Err(Error::Disconnected);
+        }
         if *membership.id == *id {
             return Ok(());
         }
@@ -223,10 +231,20 @@ impl ServerConnection {
         BroadcastOperator::new(self.inner.server.clone(), room).except(&self.id())
     }
 
-    /// After the connection closed: leaves every room and refuses joins from now on.
+    /// After the connection closed: leaves every room, frees the id (unless another
+    /// connection holds it by now), and refuses joins and ids from now on — all under the
+    /// membership lock, so a `join` or `set_id` racing with it either happens before (and is
+    /// undone here) or fails.
     pub(crate) fn leave_for_good(&self) {
-        self.membership().left = true;
-        self.leave_all();
+        let mut membership = self.membership();
+        membership.left = true;
+        let server = &self.inner.server;
+        for room in std::mem::take(&mut membership.rooms) {
+            server.rooms.remove(&room, &membership.id);
+        }
+        server
+            .registry
+            .remove_if(&membership.id, |_, c| c.same(self));
     }
 
     /// Where the connection is in its life.
@@ -327,6 +345,19 @@ impl ServerConnection {
         self.inner.peer.close(code, truncate_reason(reason));
     }
 
+    /// Closes the connection because a hook of the application panicked: logged, 1011.
+    pub(crate) fn close_after_panic(&self, hook: &'static str) {
+        tracing::error!(
+            id = %self.id(),
+            hook,
+            "the {hook} hook panicked; closing the connection with 1011"
+        );
+        self.inner.peer.close(
+            crate::protocol::close_code::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+        );
+    }
+
     /// How many malformed frames the client has sent (each was dropped; the connection
     /// stayed open). The first is logged as a warning, the rest at debug level.
     pub fn malformed_frames(&self) -> u32 {
@@ -335,7 +366,7 @@ impl ServerConnection {
 
     /// How many requests sent on this connection await the client's response.
     pub fn pending_requests(&self) -> usize {
-        self.inner.peer.pending.len()
+        self.inner.peer.pending.waiting()
     }
 
     /// Whether two handles are the same connection.
@@ -352,65 +383,37 @@ impl ServerConnection {
         self.inner.state.store(1, Ordering::Release);
     }
 
-    pub(crate) fn mark_disconnected(&self) {
-        self.inner.state.store(2, Ordering::Release);
+    /// Marks the connection disconnected; whether it was connected until now.
+    pub(crate) fn mark_disconnected(&self) -> bool {
+        self.inner.state.swap(2, Ordering::AcqRel) == 1
     }
 
-    /// Frees the id, unless another connection holds it by now.
-    pub(crate) fn unregister(&self) {
-        let id = self.id();
+    /// The server's shared state, for the handshake and the connection's teardown.
+    pub(crate) fn shared(&self) -> &Arc<ServerShared> {
+        &self.inner.server
+    }
+
+    /// Moves the connection from handshaking to connected; `false` if it is not handshaking.
+    pub(crate) fn mark_connected_if_handshaking(&self) -> bool {
         self.inner
-            .server
-            .registry
-            .remove_if(&id, |_, c| c.same(self));
+            .state
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
-    fn finish_handshake(&self, outcome: HandshakeOutcome) -> HandshakeEnd {
-        if self.state() != ConnectionState::Handshaking {
-            return HandshakeEnd::Abandoned;
-        }
-        let (request_id, result) = outcome.into_parts();
-        match result {
-            Ok(payload) => {
-                #[derive(Serialize)]
-                struct Accepted<'a> {
-                    id: &'a str,
-                    payload: &'a RawValue,
-                }
-                let id = self.id();
-                let frame = match protocol::encode_resolve(
-                    &request_id,
-                    &Accepted {
-                        id: &id,
-                        payload: &payload,
-                    },
-                ) {
-                    Ok(frame) => frame,
-                    Err(_) => return HandshakeEnd::Abandoned,
-                };
-                if self.inner.peer.queue(frame).is_err() {
-                    return HandshakeEnd::Abandoned;
-                }
-                // After the response is queued: no broadcast can overtake it.
-                if self
-                    .inner
-                    .state
-                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    return HandshakeEnd::Abandoned;
-                }
-                let hook = self.inner.server.hooks().on_connection.clone();
-                HandshakeEnd::Accepted(hook.map(|h| h(self.clone())))
-            }
-            Err(rejection) => {
-                let _ = self
-                    .inner
-                    .peer
-                    .queue(protocol::encode_reject(&request_id, &rejection));
-                HandshakeEnd::Rejected
-            }
-        }
+    /// Marks the handshake as started; `false` if it was already.
+    pub(crate) fn start_handshake(&self) -> bool {
+        !self.inner.handshake_started.swap(true, Ordering::AcqRel)
+    }
+
+    /// The upgrade request, for the handshake (taken once).
+    pub(crate) fn take_request(&self) -> RequestInfo {
+        self.inner
+            .request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map_or_else(|| RequestInfo::unknown(self.inner.remote_addr), |r| *r)
     }
 }
 
@@ -440,59 +443,7 @@ impl Endpoint for ServerConnection {
     }
 
     fn on_handshake(&self, id: RawId, payload: Option<&str>) -> Option<BoxFuture<HandshakeEnd>> {
-        let refuse = |rejection: Rejection| {
-            let _ = self
-                .inner
-                .peer
-                .queue(protocol::encode_reject(&id, &rejection));
-            None
-        };
-        if self.state() != ConnectionState::Handshaking {
-            return refuse(Rejection::new(
-                "HandshakeEnded",
-                "Handshake is already resolved",
-            ));
-        }
-        if self.inner.handshake_started.swap(true, Ordering::AcqRel) {
-            return refuse(Rejection::new(
-                "HandshakeInProgress",
-                "a handshake is already being processed; wait for its response",
-            ));
-        }
-        let request = self
-            .inner
-            .request
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map_or_else(|| RequestInfo::unknown(self.inner.remote_addr), |r| *r);
-        let handshake = Handshake::new(id.clone(), payload.map(Box::from), request);
-        let hook = self.inner.server.hooks().on_handshake.clone();
-        let conn = self.clone();
-        Some(Box::pin(async move {
-            use futures_util::FutureExt;
-            let outcome = match hook {
-                None => handshake.resolve(()),
-                Some(hook) => {
-                    match std::panic::AssertUnwindSafe(hook(conn.clone(), handshake))
-                        .catch_unwind()
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => {
-                            tracing::error!(
-                                "the handshake handler panicked; rejecting the handshake"
-                            );
-                            HandshakeOutcome::rejected(
-                                id,
-                                Rejection::internal("the handshake handler failed"),
-                            )
-                        }
-                    }
-                }
-            };
-            conn.finish_handshake(outcome)
-        }))
+        crate::handshake::start(self, id, payload)
     }
 }
 
@@ -517,21 +468,4 @@ fn random_id() -> String {
             c
         })
         .collect()
-}
-
-/// Whether RFC 6455 lets a close frame carry `code` (1004–1006 and 1015 are reserved).
-fn sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
-}
-
-/// WebSocket close reasons are limited to 123 bytes; cut at a character boundary.
-pub(crate) fn truncate_reason(reason: &str) -> &str {
-    if reason.len() <= 123 {
-        return reason;
-    }
-    let mut end = 123;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
 }

@@ -2,49 +2,55 @@
 //! client. Everything bound for the socket goes through its bounded queue to the one writer
 //! in the connection's driver.
 //!
-//! The queue is a `VecDeque` under a mutex plus a `Notify`, not a channel: it allocates
+//! The queue is a `VecDeque` under a mutex plus an `AtomicWaker`, not a channel: it allocates
 //! nothing until something is queued (a tokio channel allocates a block of 32 slots, ~1 KiB,
-//! per connection up front), and the driver takes everything queued with one lock.
+//! per connection up front), and the driver takes everything queued, and learns of a close
+//! request, with one lock.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::clock::{self, Instant};
+use super::close::CloseInfo;
 use super::pending::{next_request_id, PendingReplies};
 use crate::error::Error;
 use crate::protocol::{self, close_code, names, Payload};
-
-/// A close the driver has been asked to perform: code and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CloseRequest {
-    pub code: u16,
-    pub reason: String,
-}
 
 /// What waits for the driver: frames to write, and a close to perform.
 #[derive(Debug, Default)]
 struct Outbound {
     frames: VecDeque<Utf8Bytes>,
-    close: Option<CloseRequest>,
-    /// The socket is gone: nothing is accepted any more.
+    close: Option<CloseInfo>,
+    /// The close frame is on its way, or the socket is gone: nothing is accepted any more.
     done: bool,
+}
+
+/// What the driver takes from the queue in one go.
+pub(crate) enum Taken {
+    /// Frames to write (possibly none).
+    Frames,
+    /// A close was requested: the frames taken go out first, then a close frame with this.
+    /// The queue accepts nothing from now on.
+    Close(CloseInfo),
 }
 
 #[derive(Debug)]
 pub(crate) struct Peer {
     outbound: Mutex<Outbound>,
-    /// Woken when a frame is queued or a close is requested.
-    pub(crate) wake: Notify,
+    /// The driver's waker: woken when a frame is queued, a close is requested, or a request
+    /// with an earlier deadline than any before it is registered.
+    wake: AtomicWaker,
     limit: usize,
     /// Malformed frames dropped so far: the first is logged as a warning, the rest at debug
     /// level, so a hostile peer cannot flood the logs.
@@ -58,7 +64,7 @@ impl Peer {
     pub(crate) fn new(queue: usize, response_timeout: Duration) -> Self {
         Peer {
             outbound: Mutex::new(Outbound::default()),
-            wake: Notify::new(),
+            wake: AtomicWaker::new(),
             limit: queue.max(1),
             malformed: AtomicU32::new(0),
             pending: PendingReplies::default(),
@@ -86,15 +92,20 @@ impl Peer {
                 // The driver drains the queue before it waits again: only the first frame
                 // after a drain needs to wake it.
                 if was_empty {
-                    self.wake.notify_one();
+                    self.wake.wake();
                 }
                 return Ok(());
             }
         }
-        self.close(
+        if self.close(
             close_code::SLOW_CONSUMER,
             "Slow consumer: outbound queue full",
-        );
+        ) {
+            tracing::warn!(
+                queue = self.limit,
+                "slow consumer: the outbound queue is full (the peer does not read); closing with 4210"
+            );
+        }
         Err(Error::QueueFull)
     }
 
@@ -112,27 +123,42 @@ impl Peer {
         self.malformed.load(Ordering::Relaxed)
     }
 
-    /// For the driver: everything queued, in order (leaving an empty queue behind).
-    pub(crate) fn take_frames(&self) -> VecDeque<Utf8Bytes> {
-        std::mem::take(&mut self.outbound().frames)
-    }
-
-    /// For the driver: hands back an emptied batch so its allocation is reused.
-    pub(crate) fn recycle(&self, mut batch: VecDeque<Utf8Bytes>) {
-        batch.clear();
-        if batch.capacity() <= 64 {
-            let mut out = self.outbound();
-            if out.frames.capacity() == 0 {
-                out.frames = batch;
+    /// For the driver: registers its waker, then takes what is queued into `batch` (the
+    /// frames still to write), and says whether a close is to follow. While `batch` is not
+    /// empty (a stalled write), new frames stay in the queue, so its limit keeps counting
+    /// them; once a close is requested, everything queued joins the batch, to go out before
+    /// the close frame. An empty `batch` is swapped with the queue, so its allocation is
+    /// reused.
+    pub(crate) fn take(&self, batch: &mut VecDeque<Utf8Bytes>, waker: &std::task::Waker) -> Taken {
+        self.wake.register(waker);
+        let mut out = self.outbound();
+        if out.done {
+            return Taken::Frames;
+        }
+        if batch.is_empty() && !out.frames.is_empty() {
+            std::mem::swap(&mut out.frames, batch);
+            // The emptied batch's allocation goes back to the queue, unless it grew large.
+            if out.frames.capacity() > 64 {
+                out.frames = VecDeque::new();
             }
         }
+        let Some(close) = out.close.clone() else {
+            return Taken::Frames;
+        };
+        batch.extend(out.frames.drain(..));
+        out.done = true;
+        Taken::Close(close)
     }
 
-    /// For the driver: the socket is gone; queued frames are dropped, new ones refused.
+    /// For the driver: the socket is gone (or closing); queued frames are dropped, new ones
+    /// refused, and nothing pending will get a response.
     pub(crate) fn finish(&self) {
-        let mut out = self.outbound();
-        out.done = true;
-        out.frames = VecDeque::new();
+        {
+            let mut out = self.outbound();
+            out.done = true;
+            out.frames = VecDeque::new();
+        }
+        self.pending.close();
     }
 
     /// Sends request `id`: registers it in the pending table (before queueing `frame`, so a
@@ -148,7 +174,7 @@ impl Peer {
         waker: Option<std::task::Waker>,
     ) -> Result<(), Error> {
         if self.pending.insert(id, deadline, waker)? {
-            self.wake.notify_one();
+            self.wake.wake();
         }
         self.queue(frame).inspect_err(|_| self.pending.remove(id))
     }
@@ -207,24 +233,17 @@ impl Peer {
     }
 
     /// Asks the driver to close the socket with `code` and `reason`. The first request wins;
-    /// later ones (and requests after the socket closed) do nothing.
-    pub(crate) fn close(&self, code: u16, reason: &str) {
+    /// later ones (and requests after the socket closed) do nothing. Whether this one counted.
+    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
         {
             let mut out = self.outbound();
             if out.close.is_some() || out.done {
-                return;
+                return false;
             }
-            out.close = Some(CloseRequest {
-                code,
-                reason: reason.to_owned(),
-            });
+            out.close = Some(CloseInfo::new(code, reason));
         }
-        self.wake.notify_one();
-    }
-
-    /// The close that was requested, if any.
-    pub(crate) fn close_request(&self) -> Option<CloseRequest> {
-        self.outbound().close.clone()
+        self.wake.wake();
+        true
     }
 }
 
@@ -251,7 +270,7 @@ impl<T: Serialize + ?Sized> Request<'_, T> {
         let id = next_request_id();
         let frame =
             protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
-        let deadline = super::driver::after(Instant::now(), self.timeout);
+        let deadline = clock::after(Instant::now(), self.timeout);
         self.peer
             .send_request(id, frame, deadline, Some(waker.clone()))?;
         Ok(id)

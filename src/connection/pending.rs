@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::Instant;
 
 use crate::error::Error;
 use crate::protocol::Payload;
@@ -53,10 +55,19 @@ pub(crate) fn next_request_id() -> u64 {
 const EXPIRY_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Deadlines are kept as nanoseconds since this instant (one for the process: a table holds
-/// no instant of its own).
+/// no instant of its own). It lies twenty years before the first use, so that no instant a
+/// table sees is earlier, whichever runtime's clock it comes from: a runtime whose time is
+/// paused starts its clock at the real time it was created, and may have moved it far ahead
+/// when another runtime first sets the epoch (a test's paused clock jumps to its timers).
 fn epoch() -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+    *EPOCH.get_or_init(|| {
+        let now = std::time::Instant::now();
+        let long_ago = now
+            .checked_sub(Duration::from_secs(20 * 365 * 86_400))
+            .unwrap_or(now);
+        Instant::from_std(long_ago)
+    })
 }
 
 /// No deadline at all (an empty table).
@@ -183,7 +194,7 @@ impl PendingReplies {
     pub(crate) fn poll(&self, id: u64, cx: &mut Context<'_>) -> Poll<Outcome> {
         let mut table = self.table();
         let Some(entry) = table.entries.get_mut(&id) else {
-            // Only `close` ends an entry without leaving its outcome (it empties the table).
+            // Gone: its waiter removed it (and is not polling any more), or it never was.
             return Poll::Ready(Outcome::Reply(Err(Error::Disconnected)));
         };
         match &mut entry.state {
@@ -273,24 +284,43 @@ impl PendingReplies {
         }
     }
 
-    /// Fails everything pending with [`Error::Disconnected`] and refuses new entries.
+    /// Fails everything still waiting with [`Error::Disconnected`] and refuses new entries.
+    /// Outcomes already delivered stay for their waiters to take: a response that came just
+    /// before the close is not turned into a disconnect.
     pub(crate) fn close(&self) {
-        let entries = {
+        let mut woken = Vec::new();
+        {
             let mut table = self.table();
+            if table.closed {
+                return;
+            }
             table.closed = true;
             self.earliest.store(NONE, Ordering::Release);
-            std::mem::take(&mut table.entries)
-        };
-        for (_, entry) in entries {
-            if let State::Waiting(Some(waker)) = entry.state {
-                waker.wake();
+            for entry in table.entries.values_mut() {
+                if let State::Waiting(waker) = &mut entry.state {
+                    woken.extend(waker.take());
+                    entry.state = State::Failed(Box::new(Error::Disconnected));
+                }
             }
+        }
+        for waker in woken {
+            waker.wake();
         }
     }
 
     /// How many requests have no outcome yet, or one their caller has not taken yet.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.table().entries.len()
+    }
+
+    /// How many requests still wait for an outcome.
+    pub(crate) fn waiting(&self) -> usize {
+        self.table()
+            .entries
+            .values()
+            .filter(|e| matches!(e.state, State::Waiting(_)))
+            .count()
     }
 }
 
@@ -346,6 +376,27 @@ mod tests {
         assert!(matches!(t.insert(2, far(), None), Err(Error::Disconnected)));
         assert_eq!(t.len(), 0);
         assert_eq!(t.earliest(), None);
+    }
+
+    #[test]
+    fn close_keeps_an_outcome_delivered_before_it() {
+        let t = PendingReplies::default();
+        t.insert(1, far(), None).unwrap();
+        let rejected = Error::Rejected(crate::Rejection::new("No", "not now"));
+        assert!(t.complete(1, Err(rejected)));
+        t.close();
+        assert!(matches!(
+            poll(&t, 1),
+            Poll::Ready(Outcome::Reply(Err(Error::Rejected(_))))
+        ));
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn the_epoch_lies_before_any_instant_a_paused_clock_gives() {
+        let now = Instant::now();
+        assert!(epoch() < now);
+        assert!(nanos(now) > 0);
     }
 
     #[test]
