@@ -429,6 +429,43 @@ fn slow_handshake(s: &Server, accept: bool) {
     });
 }
 
+/// Sends `_h` and `count` requests `add [i, i]` in one write on a fresh connection, and
+/// checks that every request gets its sum and the handshake its acceptance.
+async fn pipelined_round(addr: std::net::SocketAddr, count: i64, round: usize) {
+    let mut raw = Raw::connect(addr).await;
+    pipeline(
+        &mut raw,
+        (0..count).map(|i| json!({"n": "add", "i": i, "p": [i, i]})),
+    )
+    .await;
+    let mut handshake = None;
+    let mut answers = BTreeMap::new();
+    let mut errors = Vec::new();
+    for _ in 0..=count {
+        let frame = raw.recv().await;
+        if frame["i"] == "h1" {
+            handshake = Some(frame);
+        } else if frame["e"].is_null() {
+            answers.insert(frame["i"].as_i64().unwrap(), frame["p"].clone());
+        } else {
+            errors.push(frame);
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "round {round}: {} errors, the first: {}",
+        errors.len(),
+        errors[0]
+    );
+    let handshake = handshake.expect("no handshake response");
+    assert!(handshake["e"].is_null(), "{handshake}");
+    assert_eq!(answers.len() as i64, count);
+    for (i, p) in answers {
+        assert_eq!(p, json!(2 * i), "round {round}: request {i}");
+    }
+    raw.close().await;
+}
+
 #[tokio::test]
 async fn requests_pipelined_behind_a_pending_handshake_are_answered_once_it_is_accepted() {
     let (_server, addr) = start_with(Server::builder(), |s| {
@@ -436,39 +473,28 @@ async fn requests_pipelined_behind_a_pending_handshake_are_answered_once_it_is_a
         add(s);
     })
     .await;
-    for round in 0..5 {
-        let mut raw = Raw::connect(addr).await;
-        pipeline(
-            &mut raw,
-            (0..200).map(|i| json!({"n": "add", "i": i, "p": [i, i]})),
-        )
-        .await;
-        let mut handshake = None;
-        let mut answers = BTreeMap::new();
-        let mut errors = Vec::new();
-        for _ in 0..201 {
-            let frame = raw.recv().await;
-            if frame["i"] == "h1" {
-                handshake = Some(frame);
-            } else if frame["e"].is_null() {
-                answers.insert(frame["i"].as_i64().unwrap(), frame["p"].clone());
-            } else {
-                errors.push(frame);
+    // As many as may wait behind a handshake (max_requests_in_flight, 128 by default).
+    for round in 0..3 {
+        pipelined_round(addr, 128, round).await;
+    }
+}
+
+/// What a browser does when it sends its first requests from `onopen` right after `_h`
+/// (the README's browser snippet): 200 fresh connections, 0 errors.
+#[tokio::test]
+async fn two_hundred_connections_pipelining_behind_an_immediate_handshake_get_no_errors() {
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        s.on_handshake(|c: ServerConnection, hs: Handshake| async move {
+            match c.set_id(format!("user-{}", c.id())) {
+                Ok(()) => hs.resolve(()),
+                Err(e) => hs.reject(e),
             }
-        }
-        assert!(
-            errors.is_empty(),
-            "round {round}: {} errors, the first: {}",
-            errors.len(),
-            errors[0]
-        );
-        let handshake = handshake.expect("no handshake response");
-        assert!(handshake["e"].is_null(), "{handshake}");
-        assert_eq!(answers.len(), 200);
-        for (i, p) in answers {
-            assert_eq!(p, json!(2 * i), "round {round}: request {i}");
-        }
-        raw.close().await;
+        });
+        add(s);
+    })
+    .await;
+    for round in 0..200 {
+        pipelined_round(addr, 3, round).await;
     }
 }
 
@@ -697,4 +723,95 @@ async fn a_response_arriving_just_before_the_socket_ends_is_delivered_not_lost()
         Ok(answer) => assert_eq!(answer, "raw"),
         Err(e) => panic!("the response that arrived was lost to the disconnect: {e:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Graceful shutdown.
+
+/// What Ctrl-C does in the examples: `serve(..).with_graceful_shutdown(signal)`. Every
+/// client gets 1001, every `on_disconnect` has run by the time `serve` returns.
+#[tokio::test]
+async fn a_shutdown_signal_closes_every_client_with_1001_before_serve_returns() {
+    let server = Server::builder().build();
+    let disconnects = Arc::new(AtomicUsize::new(0));
+    {
+        let disconnects = disconnects.clone();
+        server.on_disconnect(move |_c: ServerConnection, info: CloseInfo| {
+            let disconnects = disconnects.clone();
+            async move {
+                assert_eq!(info.code, 1001, "{info:?}");
+                // Slow hooks too are waited for.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                disconnects.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            server
+                .serve(listener)
+                .with_graceful_shutdown(async move {
+                    let _ = signal_rx.await;
+                })
+                .await
+        }
+    });
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(Raw::handshaked(addr, Value::Null).await.0);
+    }
+    signal_tx.send(()).unwrap();
+    // The clients read their close frames while the server closes; the server returns only
+    // once every close is complete.
+    let closes = futures_util::future::join_all(clients.iter_mut().map(|c| c.recv_close()));
+    let codes: Vec<u16> = within(closes).await.into_iter().map(|c| c.0).collect();
+    assert_eq!(codes, vec![1001; 20]);
+    within(serving).await.unwrap().unwrap();
+    assert_eq!(disconnects.load(Ordering::SeqCst), 20);
+    assert_eq!(server.status(), roomwire::ServerStatus::Closed);
+    assert!(matches!(
+        server
+            .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+            .await,
+        Err(Error::ServerClosed)
+    ));
+}
+
+/// `serve` does not return while another task's `close` is still under way.
+#[tokio::test]
+async fn serve_returns_only_once_a_close_started_elsewhere_has_completed() {
+    let server = Server::builder().build();
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let done = done.clone();
+        server.on_disconnect(move |_c: ServerConnection, _info: CloseInfo| {
+            let done = done.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                done.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener).await }
+    });
+    let (mut client, _) = Raw::handshaked(addr, Value::Null).await;
+    let closing = tokio::spawn({
+        let server = server.clone();
+        async move { server.close().await }
+    });
+    assert_eq!(within(client.recv_close()).await.0, 1001);
+    within(serving).await.unwrap().unwrap();
+    assert!(
+        done.load(Ordering::SeqCst),
+        "serve returned before on_disconnect ran"
+    );
+    within(closing).await.unwrap();
 }
