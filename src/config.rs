@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::server::Server;
 
-/// A server's settings. Read them with [`Server::config`]; set them with [`Server::builder`].
+/// A server's settings. Read them with [`Server::config`](crate::Server::config); set them with
+/// [`Server::builder`](crate::Server::builder).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -28,7 +28,8 @@ pub struct ServerConfig {
     pub upgrade_timeout: Duration,
     /// Time allowed for the close handshake. See [`ServerBuilder::close_timeout`].
     pub close_timeout: Duration,
-    /// Longest connection id [`set_id`](crate::ServerConnection::set_id) accepts. See [`ServerBuilder::max_id_len`].
+    /// Longest connection id [`set_id`](crate::ServerConnection::set_id) accepts, and longest
+    /// request id accepted from a client. See [`ServerBuilder::max_id_len`].
     pub max_id_len: usize,
     /// Longest message name accepted from a peer. See [`ServerBuilder::max_name_len`].
     pub max_name_len: usize,
@@ -83,7 +84,7 @@ pub(crate) fn websocket_config(
 /// frame fit in 32 bits (a received payload keeps its frame and two such offsets).
 pub(crate) const MAX_MESSAGE_SIZE: usize = u32::MAX as usize;
 
-/// Builds a [`Server`]. Start with [`Server::builder`].
+/// Builds a [`Server`](crate::Server). Start with [`Server::builder`](crate::Server::builder).
 ///
 /// ```
 /// use std::time::Duration;
@@ -170,14 +171,16 @@ impl ServerBuilder {
     }
 
     /// After the server sends a close frame, how long it waits for the peer's close frame
-    /// before dropping the socket anyway. Bounds [`Server::close`]. Defaults to 3 seconds.
+    /// before dropping the socket anyway. Bounds [`Server::close`](crate::Server::close). Defaults to 3 seconds.
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.config.close_timeout = timeout;
         self
     }
 
-    /// The longest id (in bytes) [`set_id`](crate::ServerConnection::set_id) accepts.
-    /// Defaults to 128.
+    /// The longest id (in bytes) [`set_id`](crate::ServerConnection::set_id) accepts, and the
+    /// longest request id (`i`, as its JSON text) accepted from a client: a frame with a
+    /// longer one is dropped as malformed (the connection stays open), so a peer cannot make
+    /// the server echo huge ids. Defaults to 128.
     pub fn max_id_len(mut self, bytes: usize) -> Self {
         self.config.max_id_len = bytes;
         self
@@ -199,9 +202,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Builds the server. Register handlers on it, then [`listen`](Server::listen) or
-    /// [`serve`](Server::serve).
-    pub fn build(self) -> Server {
-        Server::from_config(self.config)
+    /// The settings, for [`build`](Self::build) (in `server.rs`: settings do not build the
+    /// server themselves).
+    pub(crate) fn into_config(self) -> ServerConfig {
+        self.config
     }
 }

@@ -46,7 +46,11 @@
 //!         Ok::<_, roomwire::Error>(())
 //!     });
 //!
-//!     server.listen("127.0.0.1:8080").await
+//!     // Ctrl-C closes every connection with 1001 and runs every `on_disconnect` first.
+//!     let ctrl_c = async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     };
+//!     server.listen("127.0.0.1:8080").with_graceful_shutdown(ctrl_c).await
 //! }
 //! ```
 #![deny(missing_docs)]
@@ -76,7 +80,7 @@ pub use error::{Error, Rejection};
 pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
 pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
-pub use server::{Server, ServerStatus};
+pub use server::{Serve, Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).
 pub use tokio_tungstenite::tungstenite::http;
 

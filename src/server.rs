@@ -137,8 +137,13 @@ impl Server {
 
     /// Sets the handshake handler. It receives the connection (in the handshaking state) and
     /// the [`Handshake`], and returns [`Handshake::resolve`] or [`Handshake::reject`]. It may
-    /// await (a database lookup); it is bounded by the handshake timeout. A panic rejects the
-    /// handshake with `InternalError`.
+    /// await (a database lookup); it is bounded by the handshake timeout (past it the handler
+    /// is dropped and the connection closed with 4202). A panic — in the closure or in its
+    /// future — rejects the handshake with `InternalError` (and is logged).
+    ///
+    /// Requests the client sends right after `_h`, before the handler has finished (a client
+    /// that pipelines), wait for it in order: they are handled once the handshake is
+    /// accepted, and dropped if it is rejected.
     ///
     /// Without a handler every handshake is accepted with a `null` payload.
     pub fn on_handshake<F, Fut>(&self, handler: F) -> &Self
@@ -156,10 +161,17 @@ impl Server {
     /// The payload is deserialized into `Req` (one that does not fit is answered with an
     /// `InvalidPayload` error). `Ok` resolves the request with its value; `Err` rejects it
     /// with the [`Rejection`] it converts into (any [`Error`] does, so `?` works). For a
-    /// fire-and-forget message the result is dropped. A panic rejects with `InternalError`.
+    /// fire-and-forget message the result is dropped. A panic — in the closure, its future,
+    /// the result's serialization or the error's conversion — answers the request with
+    /// `InternalError` (and is logged); the connection stays open.
     /// Requests on one connection run concurrently, up to
     /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight). What a handler
     /// sends its own connection while it runs reaches the peer before its response.
+    ///
+    /// Handlers run inside their connection's task and **end with their connection**: when it
+    /// closes, those still running are dropped (at their next `.await`), and
+    /// [`Server::close`] returns only once every one of them is gone. Work that must outlive
+    /// the connection belongs in a task of its own (`tokio::spawn`).
     ///
     /// A handler that only passes a payload on (a relay) can take it as
     /// `Box<serde_json::value::RawValue>`: it is checked to be JSON and kept as its text,
@@ -195,8 +207,14 @@ impl Server {
     }
 
     /// Sets the hook that runs once a connection's handshake response has been queued
-    /// (nothing can overtake it). It runs beside the connection's requests, so it may await
+    /// (nothing can overtake it). It runs beside the connection's requests (without taking
+    /// one of its [request slots](ServerBuilder::max_requests_in_flight)), so it may await
     /// the client's responses. It returns `()` or a `Result` whose error is logged.
+    ///
+    /// Like a handler it ends with its connection: still running when the connection closes,
+    /// it is dropped. A panic is logged with the connection's id and closes the connection
+    /// with [`close_code::INTERNAL_SERVER_ERROR`](crate::protocol::close_code::INTERNAL_SERVER_ERROR)
+    /// (1011).
     pub fn on_connection<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection) -> Fut + Send + Sync + 'static,
@@ -213,8 +231,11 @@ impl Server {
     }
 
     /// Sets the hook that runs when a connected connection (one whose handshake was
-    /// accepted) has closed, for any reason, with the close code and reason. Everything the connection had pending has been rejected with
-    /// [`Error::Disconnected`] by then; its id is freed once the hook returns.
+    /// accepted) has closed, for any reason, with the close code and reason (1006 when the
+    /// peer's socket dropped without a close frame). By then everything the connection had
+    /// pending has been rejected with [`Error::Disconnected`] and its handlers have been
+    /// dropped; its rooms are still visible to the hook, and it leaves them and frees its id
+    /// once the hook returns. A panic in the hook is logged; the teardown goes on.
     pub fn on_disconnect<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection, CloseInfo) -> Fut + Send + Sync + 'static,
@@ -511,6 +532,14 @@ impl std::fmt::Debug for Serve {
             .field("server", &self.server)
             .field("graceful_shutdown", &self.signal.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Builds the server. Register handlers on it, then [`listen`](Server::listen) or
+    /// [`serve`](Server::serve).
+    pub fn build(self) -> Server {
+        Server::from_config(self.into_config())
     }
 }
 

@@ -326,8 +326,11 @@ impl ServerConnection {
     }
 
     /// Closes the connection with a WebSocket close `code` and `reason` (at most 123 bytes;
-    /// longer reasons are cut). Returns at once; the close handshake and the `on_disconnect`
-    /// hook follow. Closing twice does nothing.
+    /// longer reasons are cut). Returns at once; what is already queued goes out first, then
+    /// the close frame; the connection ends when the peer answers it, or after the
+    /// [close timeout](crate::ServerBuilder::close_timeout) at the latest (a peer that reads
+    /// nothing sees the close frame only if it reads within that time). Then the
+    /// `on_disconnect` hook runs. Closing twice does nothing.
     ///
     /// `code` should be one a close frame may carry: 1000–1003, 1007–1014 or 3000–4999
     /// (roomwire's own are in [`close_code`](crate::protocol::close_code)); any other is
