@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-
 /// A server's settings. Read them with [`Server::config`](crate::Server::config); set them with
 /// [`Server::builder`](crate::Server::builder).
 #[derive(Debug, Clone)]

@@ -90,7 +90,7 @@ impl Dispatcher {
     pub fn dispatch(&mut self, frame: &str) -> usize {
         self.router.route(Utf8Bytes::from(frame.to_owned()));
         let mut queued = std::collections::VecDeque::new();
-        self.conn.peer().take(&mut queued, std::task::Waker::noop());
+        self.conn.peer().take(&mut queued);
         queued.len()
     }
 }

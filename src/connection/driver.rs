@@ -176,6 +176,7 @@ where
 
     /// Advances everything that can make progress; `Ready` with how the connection ended.
     fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<CloseInfo> {
+        self.peer().driver_polling();
         for _ in 0..MAX_TURNS {
             let mut progress = false;
             if timer.as_mut().poll(cx).is_ready() {
@@ -205,7 +206,7 @@ where
                 timer.as_mut().reset(next);
                 progress = true;
             }
-            if !progress {
+            if !progress && self.peer().driver_may_sleep(cx.waker()) {
                 return Poll::Pending;
             }
         }
@@ -292,11 +293,7 @@ where
             }
             Read::Failed(failure) => return self.fail(failure),
         }
-        let taken = self
-            .router
-            .endpoint()
-            .peer()
-            .take(&mut self.batch, cx.waker());
+        let taken = self.router.endpoint().peer().take(&mut self.batch);
         if let Taken::Close(info) = taken {
             self.begin_close(info, false);
             return Turn::Progress;

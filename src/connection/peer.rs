@@ -34,6 +34,10 @@ struct Outbound {
     close: Option<CloseInfo>,
     /// The close frame is on its way, or the socket is gone: nothing is accepted any more.
     done: bool,
+    /// The driver is in its poll and takes the queue before it sleeps: queueing need not
+    /// wake it. A handler queueing its own connection's frames (it runs inside the driver's
+    /// poll) would otherwise wake the task it runs in, for a poll that finds nothing to do.
+    polling: bool,
 }
 
 /// What the driver takes from the queue in one go.
@@ -86,12 +90,12 @@ impl Peer {
                 return Err(Error::Disconnected);
             }
             if out.frames.len() < self.limit {
-                let was_empty = out.frames.is_empty();
+                let wake = out.frames.is_empty() && !out.polling;
                 out.frames.push_back(frame);
                 drop(out);
                 // The driver drains the queue before it waits again: only the first frame
-                // after a drain needs to wake it.
-                if was_empty {
+                // after a drain needs to wake it, and only while it sleeps.
+                if wake {
                     self.wake.wake();
                 }
                 return Ok(());
@@ -129,8 +133,7 @@ impl Peer {
     /// them; once a close is requested, everything queued joins the batch, to go out before
     /// the close frame. An empty `batch` is swapped with the queue, so its allocation is
     /// reused.
-    pub(crate) fn take(&self, batch: &mut VecDeque<Utf8Bytes>, waker: &std::task::Waker) -> Taken {
-        self.wake.register(waker);
+    pub(crate) fn take(&self, batch: &mut VecDeque<Utf8Bytes>) -> Taken {
         let mut out = self.outbound();
         if out.done {
             return Taken::Frames;
@@ -148,6 +151,25 @@ impl Peer {
         batch.extend(out.frames.drain(..));
         out.done = true;
         Taken::Close(close)
+    }
+
+    /// For the driver, as its poll begins: what is queued from now on is taken before it
+    /// sleeps, so queueing need not wake it.
+    pub(crate) fn driver_polling(&self) {
+        self.outbound().polling = true;
+    }
+
+    /// For the driver, before its poll returns `Pending`: `false` when something was queued
+    /// (or a close requested) since it last took the queue; otherwise, from now on, queueing
+    /// wakes `waker`.
+    pub(crate) fn driver_may_sleep(&self, waker: &std::task::Waker) -> bool {
+        let mut out = self.outbound();
+        if !out.done && (!out.frames.is_empty() || out.close.is_some()) {
+            return false;
+        }
+        self.wake.register(waker);
+        out.polling = false;
+        true
     }
 
     /// For the driver: the socket is gone (or closing); queued frames are dropped, new ones
