@@ -600,7 +600,7 @@ fn run_connection(
         let started = Instant::now();
         let router = Router::new(conn.clone(), shared.handlers.clone(), cfg);
         // User code runs under guards of its own; this one is for roomwire's.
-        let info = match AssertUnwindSafe(driver::drive(ws, router, cfg))
+        let info = match AssertUnwindSafe(driver::drive(ws, router))
             .catch_unwind()
             .await
         {

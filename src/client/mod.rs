@@ -483,7 +483,7 @@ impl ClientInner {
         let router = Router::new(endpoint, self.handlers.clone(), config.driver);
         // Until the handshake is accepted, the socket goes with this attempt: an attempt
         // dropped half-way (by `Client::close`) leaves no socket behind.
-        let driver = AbortOnDropHandle::new(tokio::spawn(driver::drive(ws, router, config.driver)));
+        let driver = AbortOnDropHandle::new(tokio::spawn(driver::drive(ws, router)));
 
         #[derive(Deserialize)]
         struct Accepted {

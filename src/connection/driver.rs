@@ -116,7 +116,6 @@ enum FailStep {
 pub(crate) struct Driver<S, E: Endpoint> {
     ws: WebSocketStream<S>,
     router: Router<E>,
-    cfg: DriverConfig,
     /// Frames taken from the queue and not written yet (a stalled write keeps them here).
     batch: VecDeque<Utf8Bytes>,
     /// Frames were fed to the socket and not flushed yet.
@@ -132,11 +131,14 @@ pub(crate) struct Driver<S, E: Endpoint> {
 }
 
 /// Runs a connection until its socket is closed; returns how it ended. See [`Driver`].
-pub(crate) async fn drive<S, E>(
+///
+/// A function returning an async block, not an `async fn`: an `async fn` keeps its arguments
+/// twice in its future (as arguments and as locals), and the socket alone is 320 bytes per
+/// connection.
+pub(crate) fn drive<S, E>(
     ws: WebSocketStream<S>,
     router: Router<E>,
-    cfg: DriverConfig,
-) -> CloseInfo
+) -> impl Future<Output = CloseInfo>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     E: Endpoint,
@@ -149,7 +151,6 @@ where
     let mut driver = Driver {
         ws,
         router,
-        cfg,
         batch: VecDeque::new(),
         unflushed: false,
         auto_ping: None,
@@ -158,11 +159,14 @@ where
         last_received: now,
         phase: Phase::Open,
     };
-    // One timer for every deadline (handshake, ping, close, the pending requests'
-    // timeouts), kept in the task rather than boxed: an idle connection holds one.
-    let timer = tokio::time::sleep_until(driver.next_deadline(now));
-    tokio::pin!(timer);
-    std::future::poll_fn(|cx| driver.poll(cx, timer.as_mut())).await
+    let first = driver.next_deadline(now);
+    async move {
+        // One timer for every deadline (handshake, ping, close, the pending requests'
+        // timeouts), kept in the task rather than boxed: an idle connection holds one.
+        let timer = tokio::time::sleep_until(first);
+        tokio::pin!(timer);
+        std::future::poll_fn(|cx| driver.poll(cx, timer.as_mut())).await
+    }
 }
 
 impl<S, E> Driver<S, E>
@@ -247,18 +251,18 @@ where
     fn ping_due(&self, now: Instant) -> bool {
         matches!(self.phase, Phase::Open)
             && self.auto_ping.is_none()
-            && !self.cfg.ping_interval.is_zero()
+            && !self.router.cfg().ping_interval.is_zero()
             && self.router.endpoint().is_open()
-            && now >= clock::after(self.last_received, self.cfg.ping_interval)
+            && now >= clock::after(self.last_received, self.router.cfg().ping_interval)
     }
 
     /// When the timer should fire next.
     fn next_deadline(&self, now: Instant) -> Instant {
         let ping = (matches!(self.phase, Phase::Open)
             && self.auto_ping.is_none()
-            && !self.cfg.ping_interval.is_zero()
+            && !self.router.cfg().ping_interval.is_zero()
             && self.router.endpoint().is_open())
-        .then(|| clock::after(self.last_received, self.cfg.ping_interval));
+        .then(|| clock::after(self.last_received, self.router.cfg().ping_interval));
         [
             ping,
             self.handshake_at,
@@ -313,7 +317,10 @@ where
     fn begin_close(&mut self, info: CloseInfo, sent: bool) {
         tracing::debug!(code = info.code, reason = %info.reason, by_peer = sent, "closing");
         self.peer().finish();
-        self.close_at = Some(clock::after(Instant::now(), self.cfg.close_timeout));
+        self.close_at = Some(clock::after(
+            Instant::now(),
+            self.router.cfg().close_timeout,
+        ));
         self.auto_ping = None;
         self.phase = Phase::Closing { info, sent };
     }
@@ -372,7 +379,10 @@ where
                 tracing::info!(code = info.code, reason = %info.reason, "closing a connection that broke the protocol or a limit");
                 self.peer().finish();
                 self.batch.clear();
-                self.close_at = Some(clock::after(Instant::now(), self.cfg.close_timeout));
+                self.close_at = Some(clock::after(
+                    Instant::now(),
+                    self.router.cfg().close_timeout,
+                ));
                 self.auto_ping = None;
                 self.phase = Phase::Failing {
                     info,

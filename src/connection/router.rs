@@ -55,6 +55,10 @@ impl<E: Endpoint> Router<E> {
         &self.ep
     }
 
+    pub(crate) fn cfg(&self) -> &DriverConfig {
+        &self.cfg
+    }
+
     /// Ends the handshake phase early (its timeout passed): the handler and the frames held
     /// behind it are dropped.
     pub(crate) fn abandon_handshake(&mut self) {
