@@ -12,6 +12,9 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const ABNORMAL: u16 = 1006;
 /// A message was larger than the configured maximum message size (RFC 6455).
 pub const MESSAGE_TOO_BIG: u16 = 1009;
+/// RFC 6455 internal error: a server hook (on_connection, on_disconnect) panicked; the
+/// connection was closed.
+pub const INTERNAL_SERVER_ERROR: u16 = 1011;
 /// An internal error (Line).
 pub const INTERNAL_ERROR: u16 = 4200;
 /// The peer did not answer a ping within the response timeout (Line).
