@@ -53,6 +53,7 @@
 //!     server.listen("127.0.0.1:8080").with_graceful_shutdown(ctrl_c).await
 //! }
 //! ```
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 #![warn(rust_2018_idioms, unreachable_pub)]
