@@ -1,12 +1,13 @@
 //! A chat server: rooms, membership notices and messages to the others in a room.
 //!
 //! ```text
-//! cargo run --example chat                 # listens on 127.0.0.1:8080
+//! cargo run --example chat                 # listens on 127.0.0.1:8081
 //! cargo run --example chat_client ann      # in a second terminal
 //! cargo run --example chat_client bob      # in a third
 //! ```
 //!
-//! The protocol (any Line client works, or a browser console; see the README):
+//! The chat's messages, on top of roomwire's wire protocol (docs/PROTOCOL.md); any Line
+//! client works, or a browser console (see README.md, "Trying the chat"):
 //! - handshake payload `{"name": "<1-32 characters>"}`; the name is the connection id, so a
 //!   missing or taken name is rejected;
 //! - request `join` with a room name, `leave` with a room name;
@@ -15,9 +16,13 @@
 //! - everyone in a room receives `joined` / `left` with `{"room", "name"}` when a member
 //!   comes or goes (the member itself included).
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
 use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
 use serde::Deserialize;
 use serde_json::json;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Deserialize)]
 struct Hello {
@@ -116,16 +121,25 @@ fn chat_server() -> Server {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
+    // Logs go to stdout: `RUST_LOG=debug` for more, colours only on a terminal.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "roomwire=info".into()),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Error> {
     let addr = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
+        .unwrap_or_else(|| "127.0.0.1:8081".into());
     let server = chat_server();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("roomwire chat listening on ws://{}", listener.local_addr()?);

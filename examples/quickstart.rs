@@ -1,21 +1,28 @@
-//! A small but real roomwire server.
+//! The quick start: a small but real roomwire server. README.md's "Quick start" shows this
+//! file's code, from the `use` lines to the end: change the two together.
 //!
 //! ```text
-//! cargo run --example quickstart            # listens on 127.0.0.1:8080
+//! cargo run --example quickstart                 # listens on 127.0.0.1:8080
 //! cargo run --example quickstart 0.0.0.0:9000
+//! cargo run --example quickstart_client ann      # in a second terminal
 //! ```
 //!
 //! - Handshake: the payload must be `{"name": "<1-32 characters>"}`; the name becomes the
 //!   connection id, so two clients cannot share one (the second is rejected).
-//! - Requests: `add` with `[a, b]` answers `a + b`; `echo` answers its payload; `shout`
-//!   with a string broadcasts it to everyone as the fire-and-forget message `shouted`.
-//! - Once connected, the server asks the client `client.info` and prints the answer.
+//! - Requests: `add` with `[a, b]` answers `a + b`; `shout` with a string sends it to
+//!   everyone as the fire-and-forget message `shouted` and answers how many it reached.
+//! - Once a client is connected, the server asks it `client.info` and prints the answer.
+//!
+//! Any Line client can talk to it; the frames on the wire are described in docs/PROTOCOL.md.
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use roomwire::{CloseInfo, Handshake, Rejection, Server, ServerConnection};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Deserialize)]
 struct Hello {
@@ -23,14 +30,22 @@ struct Hello {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), roomwire::Error> {
+async fn main() -> ExitCode {
+    // Logs go to stdout: `RUST_LOG=debug` for more, colours only on a terminal.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "roomwire=info".into()),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run() -> Result<(), roomwire::Error> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -39,6 +54,8 @@ async fn main() -> Result<(), roomwire::Error> {
         .response_timeout(Duration::from_secs(5))
         .build();
 
+    // The handshake: read the client's payload, set the connection id, then resolve or
+    // reject -- exactly once (the types see to it).
     server.on_handshake(|conn: ServerConnection, hs: Handshake| async move {
         let name = match hs.payload::<Hello>() {
             Ok(hello) if (1..=32).contains(&hello.name.chars().count()) => hello.name,
@@ -51,21 +68,17 @@ async fn main() -> Result<(), roomwire::Error> {
         };
         match conn.set_id(name.clone()) {
             Ok(()) => hs.resolve(json!({ "greeting": format!("hello, {name}") })),
-            Err(e) => hs.reject(e),
+            Err(e) => hs.reject(e), // IdConflict: the name is taken
         }
     });
 
+    // Named handlers: typed payload in, typed result out. Ok resolves, Err rejects.
     server.on_request(
         "add",
         |_conn: ServerConnection, (a, b): (i64, i64)| async move {
             a.checked_add(b)
                 .ok_or_else(|| Rejection::new("Overflow", "the sum does not fit in 64 bits"))
         },
-    );
-
-    server.on_request(
-        "echo",
-        |_conn: ServerConnection, payload: Value| async move { Ok::<_, Rejection>(payload) },
     );
 
     server.on_request("shout", |conn: ServerConnection, text: String| async move {
@@ -75,6 +88,7 @@ async fn main() -> Result<(), roomwire::Error> {
         Ok::<_, roomwire::Error>(reached)
     });
 
+    // The server can ask the client too, and await its answer.
     server.on_connection(|conn: ServerConnection| async move {
         println!("{} connected from {}", conn.id(), conn.remote_addr());
         match conn.send::<_, Value>("client.info", &()).await {
