@@ -143,11 +143,12 @@ async fn run() -> Result<(), Error> {
     let server = chat_server();
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("roomwire chat listening on ws://{}", listener.local_addr()?);
-    let shutdown = server.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            shutdown.close().await;
-        }
-    });
-    server.serve(listener).await
+    // Ctrl-C closes every connection with 1001 "Server closing" and runs every
+    // on_disconnect; `serve` returns once all of that is done.
+    server
+        .serve(listener)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }

@@ -107,12 +107,12 @@ async fn run() -> Result<(), roomwire::Error> {
         listener.local_addr()?
     );
 
-    let shutdown = server.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            println!("closing…");
-            shutdown.close().await;
-        }
-    });
-    server.serve(listener).await
+    // Ctrl-C closes every connection with 1001 "Server closing" and runs every
+    // on_disconnect; `serve` returns once all of that is done.
+    server
+        .serve(listener)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }

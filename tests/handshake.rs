@@ -1,4 +1,4 @@
-//! The handshake phase (PROTOCOL.md, "Handshake").
+//! The handshake phase (docs/PROTOCOL.md, "Handshake").
 
 mod common;
 

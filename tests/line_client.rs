@@ -1,5 +1,5 @@
 //! Line's published JavaScript client (`line-socket` from npm, `client-node`) against a
-//! roomwire server: the compatibility promise of PROTOCOL.md, checked with the real thing.
+//! roomwire server: the compatibility promise of docs/PROTOCOL.md, checked with the real thing.
 //!
 //! Needs Node.js and `npm ci --prefix tests/js` (the README's test command does both).
 

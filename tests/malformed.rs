@@ -1,4 +1,4 @@
-//! Malformed input from the peer (PROTOCOL.md, "Malformed input"): the frame is dropped and
+//! Malformed input from the peer (docs/PROTOCOL.md, "Malformed input"): the frame is dropped and
 //! the connection stays open; an oversized frame closes with 1009.
 
 mod common;

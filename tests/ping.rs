@@ -1,4 +1,4 @@
-//! Ping and keep-alive (PROTOCOL.md, "Ping").
+//! Ping and keep-alive (docs/PROTOCOL.md, "Ping").
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Requests and responses in both directions (PROTOCOL.md, "Requests and responses").
+//! Requests and responses in both directions (docs/PROTOCOL.md, "Requests and responses").
 
 mod common;
 

@@ -220,11 +220,11 @@ where
 
     /// Serves the deadlines that have come; `Some` when the connection ends now.
     fn on_timer(&mut self, now: Instant) -> Option<CloseInfo> {
+        // Set only when closing: the close it was making is how the connection ended.
         if self.close_at.is_some_and(|at| now >= at) {
-            return Some(match &self.phase {
-                Phase::Closing { info, .. } | Phase::Failing { info, .. } => info.clone(),
-                Phase::Open => CloseInfo::new(close_code::DISCONNECT_TIMEOUT, "Disconnect timeout"),
-            });
+            if let Phase::Closing { info, .. } | Phase::Failing { info, .. } = &self.phase {
+                return Some(info.clone());
+            }
         }
         let ep = self.router.endpoint();
         if let Some(at) = self.handshake_at {

@@ -1,7 +1,7 @@
 //! The wire envelope: reserved names, close codes, and frame encoding and decoding.
 //!
 //! Pure functions, no I/O. Every frame is one JSON object
-//! `{"n": name, "p": payload, "i": id, "e": error}` (see `PROTOCOL.md`).
+//! `{"n": name, "p": payload, "i": id, "e": error}` (see `docs/PROTOCOL.md`).
 //! Decoding borrows from the frame text; payloads stay raw JSON until the typed
 //! handler or caller deserializes them once, straight into its own type.
 
