@@ -180,8 +180,9 @@ where
 
     /// Advances everything that can make progress; `Ready` with how the connection ended.
     fn poll(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Poll<CloseInfo> {
-        self.peer().driver_polling();
+        self.peer().driver_wake().begin_poll(cx.waker());
         for _ in 0..MAX_TURNS {
+            self.peer().driver_wake().begin_turn();
             let mut progress = false;
             if timer.as_mut().poll(cx).is_ready() {
                 let now = Instant::now();
@@ -210,7 +211,7 @@ where
                 timer.as_mut().reset(next);
                 progress = true;
             }
-            if !progress && self.peer().driver_may_sleep(cx.waker()) {
+            if !progress && self.peer().driver_wake().may_sleep() {
                 return Poll::Pending;
             }
         }
@@ -276,9 +277,10 @@ where
 
     /// One turn while open: handlers, the read, the queue.
     fn turn_open(&mut self, cx: &mut Context<'_>) -> Turn {
-        let mut progress = self.router.poll(cx);
+        let mut progress = self.router.poll();
         if let Some(ping) = &mut self.auto_ping {
-            if let Poll::Ready(result) = ping.poll_unpin(cx) {
+            let ping_cx = &mut Context::from_waker(self.router.waker());
+            if let Poll::Ready(result) = ping.poll_unpin(ping_cx) {
                 self.auto_ping = None;
                 if let Err(Error::PingFailed(_)) = result {
                     self.peer().close(close_code::PING_FAILED, "Ping failed");

@@ -8,6 +8,7 @@ pub(crate) mod driver;
 pub(crate) mod peer;
 pub(crate) mod pending;
 pub(crate) mod router;
+mod wake;
 
 use std::collections::HashSet;
 use std::fmt;

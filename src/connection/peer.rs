@@ -2,14 +2,14 @@
 //! client. Everything bound for the socket goes through its bounded queue to the one writer
 //! in the connection's driver.
 //!
-//! The queue is a `VecDeque` under a mutex plus an `AtomicWaker`, not a channel: it allocates
+//! The queue is a `VecDeque` under a mutex plus a [`DriverWake`], not a channel: it allocates
 //! nothing until something is queued (a tokio channel allocates a block of 32 slots, ~1 KiB,
 //! per connection up front), and the driver takes everything queued, and learns of a close
 //! request, with one lock.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,12 +18,12 @@ use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use futures_util::task::AtomicWaker;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::clock::{self, Instant};
 use super::close::CloseInfo;
 use super::pending::{next_request_id, PendingReplies};
+use super::wake::DriverWake;
 use crate::error::Error;
 use crate::protocol::{self, close_code, names, Payload};
 
@@ -34,10 +34,6 @@ struct Outbound {
     close: Option<CloseInfo>,
     /// The close frame is on its way, or the socket is gone: nothing is accepted any more.
     done: bool,
-    /// The driver is in its poll and takes the queue before it sleeps: queueing need not
-    /// wake it. A handler queueing its own connection's frames (it runs inside the driver's
-    /// poll) would otherwise wake the task it runs in, for a poll that finds nothing to do.
-    polling: bool,
 }
 
 /// What the driver takes from the queue in one go.
@@ -52,9 +48,9 @@ pub(crate) enum Taken {
 #[derive(Debug)]
 pub(crate) struct Peer {
     outbound: Mutex<Outbound>,
-    /// The driver's waker: woken when a frame is queued, a close is requested, or a request
-    /// with an earlier deadline than any before it is registered.
-    wake: AtomicWaker,
+    /// Wakes the driver when a frame is queued, a close is requested, or a request with an
+    /// earlier deadline than any before it is registered (and the driver's handlers too).
+    wake: Arc<DriverWake>,
     limit: usize,
     /// Malformed frames dropped so far: the first is logged as a warning, the rest at debug
     /// level, so a hostile peer cannot flood the logs.
@@ -68,7 +64,7 @@ impl Peer {
     pub(crate) fn new(queue: usize, response_timeout: Duration) -> Self {
         Peer {
             outbound: Mutex::new(Outbound::default()),
-            wake: AtomicWaker::new(),
+            wake: Arc::default(),
             limit: queue.max(1),
             malformed: AtomicU32::new(0),
             pending: PendingReplies::default(),
@@ -90,12 +86,12 @@ impl Peer {
                 return Err(Error::Disconnected);
             }
             if out.frames.len() < self.limit {
-                let wake = out.frames.is_empty() && !out.polling;
+                let was_empty = out.frames.is_empty();
                 out.frames.push_back(frame);
                 drop(out);
                 // The driver drains the queue before it waits again: only the first frame
-                // after a drain needs to wake it, and only while it sleeps.
-                if wake {
+                // after a drain needs to wake it.
+                if was_empty {
                     self.wake.wake();
                 }
                 return Ok(());
@@ -153,23 +149,9 @@ impl Peer {
         Taken::Close(close)
     }
 
-    /// For the driver, as its poll begins: what is queued from now on is taken before it
-    /// sleeps, so queueing need not wake it.
-    pub(crate) fn driver_polling(&self) {
-        self.outbound().polling = true;
-    }
-
-    /// For the driver, before its poll returns `Pending`: `false` when something was queued
-    /// (or a close requested) since it last took the queue; otherwise, from now on, queueing
-    /// wakes `waker`.
-    pub(crate) fn driver_may_sleep(&self, waker: &std::task::Waker) -> bool {
-        let mut out = self.outbound();
-        if !out.done && (!out.frames.is_empty() || out.close.is_some()) {
-            return false;
-        }
-        self.wake.register(waker);
-        out.polling = false;
-        true
+    /// What wakes the driver; it polls its handlers with a waker made of it too.
+    pub(crate) fn driver_wake(&self) -> &Arc<DriverWake> {
+        &self.wake
     }
 
     /// For the driver: the socket is gone (or closing); queued frames are dropped, new ones

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -36,11 +36,15 @@ pub(crate) struct Router<E: Endpoint> {
     /// The `on_connection` hook, while it runs: beside the handlers, but taking no slot.
     hook: Option<BoxFuture<()>>,
     handshake: Option<Box<PendingHandshake>>,
+    /// What the handlers, the hook and the handshake are polled with: it wakes the driver
+    /// without a wasted poll when they are woken from inside its own (see `wake.rs`).
+    waker: Waker,
 }
 
 impl<E: Endpoint> Router<E> {
     pub(crate) fn new(ep: E, handlers: Arc<Handlers<E>>, cfg: DriverConfig) -> Self {
         Router {
+            waker: Waker::from(ep.peer().driver_wake().clone()),
             lookup: handlers.snapshot(),
             ep,
             handlers,
@@ -59,6 +63,11 @@ impl<E: Endpoint> Router<E> {
         &self.cfg
     }
 
+    /// The waker for what the driver polls on the connection's behalf (see `waker`).
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
     /// Ends the handshake phase early (its timeout passed): the handler and the frames held
     /// behind it are dropped.
     pub(crate) fn abandon_handshake(&mut self) {
@@ -67,25 +76,30 @@ impl<E: Endpoint> Router<E> {
 
     /// Advances the handshake, the hook and the handlers; queues the responses of handlers
     /// that finish. Whether anything finished.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll(&mut self) -> bool {
         let mut progress = false;
-        if let Some(pending) = &mut self.handshake {
-            if let Poll::Ready(end) = pending.future.poll_unpin(cx) {
-                let held = std::mem::take(&mut pending.held);
-                self.handshake = None;
-                progress = true;
-                match end {
-                    HandshakeEnd::Accepted(hook) => {
-                        self.hook = hook;
-                        // In the order they came, before anything read after this poll.
-                        for frame in held {
-                            self.route(frame);
-                        }
-                    }
-                    HandshakeEnd::Rejected | HandshakeEnd::Abandoned => {}
+        let ended = match &mut self.handshake {
+            Some(pending) => {
+                let cx = &mut Context::from_waker(&self.waker);
+                match pending.future.poll_unpin(cx) {
+                    Poll::Ready(end) => Some((end, std::mem::take(&mut pending.held))),
+                    Poll::Pending => None,
+                }
+            }
+            None => None,
+        };
+        if let Some((end, held)) = ended {
+            self.handshake = None;
+            progress = true;
+            if let HandshakeEnd::Accepted(hook) = end {
+                self.hook = hook;
+                // In the order they came, before anything read after this poll.
+                for frame in held {
+                    self.route(frame);
                 }
             }
         }
+        let cx = &mut Context::from_waker(&self.waker);
         if let Some(hook) = &mut self.hook {
             if hook.poll_unpin(cx).is_ready() {
                 self.hook = None;
