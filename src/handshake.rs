@@ -267,7 +267,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
     if !conn.mark_connected_if_handshaking() {
         return HandshakeEnd::Abandoned;
     }
-    tracing::Span::current().record("id", &*id);
+    tracing::Span::current().record("id", tracing::field::display(&id));
     tracing::info!(id = %id, "handshake accepted");
     let Some(hook) = conn.shared().hooks().on_connection.clone() else {
         return HandshakeEnd::Accepted(None);

@@ -584,7 +584,8 @@ fn run_connection(
         };
 
         let conn = ServerConnection::new(shared.clone(), request);
-        tracing::Span::current().record("id", &*conn.id());
+        // The span gets the id once the handshake settles it (`handshake::finish`); until
+        // then the peer's address names the connection.
         tracing::info!("connection accepted");
         let teardown = Teardown::new(conn.clone());
         if shared.shutdown.is_cancelled() {
