@@ -159,7 +159,7 @@ where
         last_received: now,
         phase: Phase::Open,
     };
-    let first = driver.next_deadline(now);
+    let first = driver.next_deadline().unwrap_or(now + FAR_FUTURE);
     async move {
         // One timer for every deadline (handshake, ping, close, the pending requests'
         // timeouts), kept in the task rather than boxed: an idle connection holds one.
@@ -189,7 +189,8 @@ where
                 if let Some(info) = self.on_timer(now) {
                     return Poll::Ready(info);
                 }
-                timer.as_mut().reset(self.next_deadline(now));
+                let next = self.next_deadline().unwrap_or(now + FAR_FUTURE);
+                timer.as_mut().reset(next);
                 progress = true;
             }
             let turn = match self.phase {
@@ -205,9 +206,8 @@ where
             // A deadline earlier than the timer's (a request sent, the close begun): set the
             // timer for it, and poll it in the next turn so that it wakes this task.
             // Receiving a frame only moves the ping's deadline later: the timer then fires
-            // early, and re-arms for the ping that is really due.
-            let next = self.next_deadline(Instant::now());
-            if next < timer.deadline() {
+            // early, and re-arms for the ping that is really due. (No clock read per turn.)
+            if let Some(next) = self.next_deadline().filter(|at| *at < timer.deadline()) {
                 timer.as_mut().reset(next);
                 progress = true;
             }
@@ -257,8 +257,8 @@ where
             && now >= clock::after(self.last_received, self.router.cfg().ping_interval)
     }
 
-    /// When the timer should fire next.
-    fn next_deadline(&self, now: Instant) -> Instant {
+    /// When the timer should fire next; `None` when nothing is due ever.
+    fn next_deadline(&self) -> Option<Instant> {
         let ping = (matches!(self.phase, Phase::Open)
             && self.auto_ping.is_none()
             && !self.router.cfg().ping_interval.is_zero()
@@ -272,7 +272,7 @@ where
         ]
         .into_iter()
         .flatten()
-        .fold(now + FAR_FUTURE, Instant::min)
+        .min()
     }
 
     /// One turn while open: handlers, the read, the queue.
