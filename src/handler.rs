@@ -100,7 +100,12 @@ where
         id: Option<RawId>,
     ) -> Option<HandlerFuture> {
         let raw = payload.raw.unwrap_or("null");
-        let req: Req = match serde_json::from_str(raw) {
+        // The payload's type is the application's: its `Deserialize` runs under the guard too.
+        let parsed = std::panic::catch_unwind(|| serde_json::from_str::<Req>(raw));
+        let Ok(parsed) = parsed else {
+            return Some(Box::pin(std::future::ready(panicked(name, id.as_ref()))));
+        };
+        let req: Req = match parsed {
             Ok(req) => req,
             Err(e) => {
                 if payload.is_malformed(ep.peer()) {
@@ -130,8 +135,9 @@ where
             }
             return None;
         };
-        // Everything of the application's runs under an unwind guard: the closure's call
-        // here, then its future, the result's encoding and the rejection's conversion below.
+        // Everything of the application's runs under an unwind guard: the payload's
+        // deserialization above, the closure's call here, then its future, the result's
+        // encoding and the rejection's conversion below.
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(handle, req))) {
             Ok(fut) => fut,
             Err(_) => return Some(Box::pin(std::future::ready(panicked(name, id.as_ref())))),

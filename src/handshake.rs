@@ -232,7 +232,7 @@ pub(crate) fn start(
 /// Answers the handshake as the handler decided.
 fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
     if conn.state() != ConnectionState::Handshaking {
-        return HandshakeEnd::Abandoned;
+        return HandshakeEnd::NotAccepted;
     }
     let (request_id, result) = outcome.into_parts();
     let payload = match result {
@@ -244,7 +244,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
                 .queue(protocol::encode_reject(&request_id, &rejection));
             conn.peer()
                 .close(close_code::HANDSHAKE_REJECTED, "Handshake rejected");
-            return HandshakeEnd::Rejected;
+            return HandshakeEnd::NotAccepted;
         }
     };
     #[derive(Serialize)]
@@ -258,14 +258,14 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
         payload: &payload,
     };
     let Ok(frame) = protocol::encode_resolve(&request_id, &accepted) else {
-        return HandshakeEnd::Abandoned;
+        return HandshakeEnd::NotAccepted;
     };
     if conn.peer().queue(frame).is_err() {
-        return HandshakeEnd::Abandoned;
+        return HandshakeEnd::NotAccepted;
     }
     // After the response is queued: no broadcast can overtake it.
     if !conn.mark_connected_if_handshaking() {
-        return HandshakeEnd::Abandoned;
+        return HandshakeEnd::NotAccepted;
     }
     tracing::Span::current().record("id", tracing::field::display(&id));
     tracing::info!(id = %id, "handshake accepted");

@@ -301,11 +301,12 @@ impl Server {
 
     async fn run(self, listener: TcpListener, signal: Option<BoxFuture<()>>) -> Result<(), Error> {
         let shared = &self.shared;
+        // Held while the listener is open, so `close` returns only once the port is free.
+        // Taken before the check: a `close` that ran in between waits for it, or is seen.
+        let serving = shared.tracker.token();
         if shared.shutdown.is_cancelled() {
             return Err(Error::ServerClosed);
         }
-        // Held while the listener is open, so `close` returns only once the port is free.
-        let serving = shared.tracker.token();
         let local_addr = listener.local_addr()?;
         *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(local_addr);
         let _ = shared
@@ -520,6 +521,10 @@ impl IntoFuture for Serve {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
+            // A closed server binds nothing.
+            if self.server.shared.shutdown.is_cancelled() {
+                return Err(Error::ServerClosed);
+            }
             let listener = self.listener.await?;
             self.server.run(listener, self.signal).await
         })
@@ -661,17 +666,22 @@ impl Drop for Teardown {
         if !was_connected {
             return;
         }
-        // `run` never got to the hook: the task was cancelled or panicked.
-        let hook = conn.shared().hooks().on_disconnect.clone();
+        // `run` never got to the hook: the task was cancelled or panicked. The hook runs in
+        // a task the server tracks, so `close` waits for it too.
+        let shared = conn.shared();
+        let hook = shared.hooks().on_disconnect.clone();
         if let (Some(hook), Ok(runtime)) = (hook, tokio::runtime::Handle::try_current()) {
             let conn = conn.clone();
             let info = CloseInfo::abnormal("the connection's task ended");
-            runtime.spawn(async move {
-                let run = AssertUnwindSafe(async { hook(conn.clone(), info).await });
-                if run.catch_unwind().await.is_err() {
-                    tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
-                }
-            });
+            shared.tracker.spawn_on(
+                async move {
+                    let run = AssertUnwindSafe(async { hook(conn.clone(), info).await });
+                    if run.catch_unwind().await.is_err() {
+                        tracing::error!(id = %conn.id(), "the on_disconnect hook panicked");
+                    }
+                },
+                &runtime,
+            );
         }
     }
 }

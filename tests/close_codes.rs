@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{report_disconnects, start, within, Raw};
+use common::{report_disconnects, start, start_with, within, Raw};
 use futures_util::{SinkExt, StreamExt};
-use roomwire::Server;
+use roomwire::{Server, ServerConnection};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -72,4 +72,90 @@ async fn a_5_mb_message_gets_a_1009_close_frame_every_time() {
         outcomes.push(outcome);
     }
     assert!(outcomes.iter().all(|o| o == "close 1009"), "{outcomes:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Closing while the server's write is stalled by a peer that is not reading (yet).
+
+/// A server whose `on_connection` queues far more than the socket buffers hold (12.8 MB), so
+/// that its write stalls until the client reads; then `and_then` runs.
+async fn flooding_server(
+    builder: roomwire::ServerBuilder,
+    and_then: fn(&ServerConnection),
+) -> std::net::SocketAddr {
+    let (_server, addr) = start_with(builder.outbound_queue(100_000), move |s| {
+        s.on_connection(move |c: ServerConnection| async move {
+            let big = "a".repeat(32 * 1024);
+            for _ in 0..400 {
+                let _ = c.send_without_response("big", &big);
+            }
+            and_then(&c);
+        });
+    })
+    .await;
+    addr
+}
+
+/// Waits for the flood's first frame: by then all of it is queued (the hook queues it without
+/// awaiting), far more than the socket buffers hold, so the server's write is stalled.
+async fn flood_started(raw: &mut Raw) {
+    loop {
+        if raw.recv().await["n"] == "big" {
+            return;
+        }
+    }
+}
+
+/// Reads (and counts) text frames until a close frame: its code. Fails on a reset or EOF.
+async fn read_until_close(raw: &mut Raw) -> u16 {
+    let mut texts = 0;
+    loop {
+        match within(raw.ws.next()).await {
+            Some(Ok(Message::Text(_))) => texts += 1,
+            Some(Ok(Message::Close(frame))) => return frame.map_or(1005, |f| f.code.into()),
+            Some(Ok(_)) => {}
+            other => panic!("after {texts} text frames, no close frame: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_answer_to_a_peers_close_gets_out_even_while_the_write_is_stalled() {
+    let addr = flooding_server(Server::builder(), |_| {}).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    flood_started(&mut raw).await;
+    raw.ws.send(Message::Close(None)).await.unwrap();
+    // Our close had no code, so the answer echoes none.
+    assert_eq!(read_until_close(&mut raw).await, 1005);
+}
+
+#[tokio::test]
+async fn a_close_from_both_ends_at_once_still_ends_with_a_close_frame() {
+    let addr = flooding_server(Server::builder(), |c| c.close(4000, "bye")).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    flood_started(&mut raw).await;
+    raw.ws.send(Message::Close(None)).await.unwrap();
+    let code = read_until_close(&mut raw).await;
+    assert!(code == 4000 || code == 1005, "{code}");
+}
+
+#[tokio::test]
+async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
+    let builder = Server::builder().max_message_size(64 * 1024);
+    let addr = flooding_server(builder, |_| {}).await;
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
+            .await
+            .unwrap();
+    let mut raw = Raw { ws };
+    raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
+    flood_started(&mut raw).await;
+    // 16 MiB: more than the socket buffers hold, so the server must read (and drop) it while
+    // its own write is stalled, or neither end gets anywhere.
+    let sent = within(raw.ws.send(Message::text("x".repeat(16 << 20)))).await;
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(read_until_close(&mut raw).await, 1009);
 }

@@ -124,6 +124,31 @@ async fn handler_panicking_before_returning_its_future_answers_internal_error_an
     assert_eq!(raw.request("add", json!(2), json!([1, 2])).await["p"], 3);
 }
 
+/// A payload whose `Deserialize` panics.
+struct ExplodesOnArrival;
+
+impl<'de> serde::Deserialize<'de> for ExplodesOnArrival {
+    fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+        panic!("Deserialize exploded")
+    }
+}
+
+#[tokio::test]
+async fn payload_whose_deserialize_panics_answers_internal_error_and_stays() {
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        add(s);
+        s.on_request(
+            "boom",
+            |_c: ServerConnection, _p: ExplodesOnArrival| async move { Ok::<_, Rejection>(()) },
+        );
+    })
+    .await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let reply = raw.request("boom", json!(1), json!({})).await;
+    assert_eq!(reply["e"]["name"], "InternalError", "{reply}");
+    assert_eq!(raw.request("add", json!(2), json!([1, 2])).await["p"], 3);
+}
+
 /// A result whose `Serialize` panics.
 struct Explodes;
 
@@ -814,4 +839,63 @@ async fn serve_returns_only_once_a_close_started_elsewhere_has_completed() {
         "serve returned before on_disconnect ran"
     );
     within(closing).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Found in review.
+
+/// The client's own full queue (it closes itself with 4210) is no reason to give up: only
+/// the server's 4210 or 4211 is.
+#[tokio::test]
+async fn the_client_reconnects_after_closing_itself_because_its_own_queue_was_full() {
+    let (_server, addr) = start_with(Server::builder(), echo).await;
+    let client = Client::builder(url(addr))
+        .outbound_queue(4)
+        .reconnect(Backoff::new(Duration::from_millis(10)))
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events();
+    // No await in between: the client's driver cannot drain the queue meanwhile.
+    let refused = (0..10)
+        .filter(|i| client.send_without_response("echo", i).is_err())
+        .count();
+    assert!(refused > 0, "the queue of 4 should have filled");
+    let (info, reconnecting) = next_event(&mut events, |e| match e {
+        ClientEvent::Disconnected { info, reconnecting } => Some((info.clone(), *reconnecting)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.code, 4210, "{info:?}");
+    assert!(reconnecting, "gave up after its own close {info:?}");
+    next_event(&mut events, |e| {
+        matches!(e, ClientEvent::Connected { .. }).then_some(())
+    })
+    .await;
+    client.close().await;
+}
+
+/// `on_connection` starts before the requests a client pipelined behind its handshake, as
+/// it does before any request that comes later.
+#[tokio::test]
+async fn on_connection_starts_before_requests_pipelined_behind_the_handshake() {
+    let started = Arc::new(AtomicBool::new(false));
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        slow_handshake(s, true);
+        let hook_started = started.clone();
+        s.on_connection(move |_c: ServerConnection| {
+            hook_started.store(true, Ordering::SeqCst);
+            async {}
+        });
+        let started = started.clone();
+        s.on_request("started", move |_c: ServerConnection, (): ()| {
+            let seen = started.load(Ordering::SeqCst);
+            async move { Ok::<_, Rejection>(seen) }
+        });
+    })
+    .await;
+    let mut raw = Raw::connect(addr).await;
+    pipeline(&mut raw, [json!({"n": "started", "i": 1})]).await;
+    assert!(raw.recv().await["e"].is_null(), "the handshake is accepted");
+    assert_eq!(raw.recv().await["p"], json!(true));
 }

@@ -564,8 +564,10 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
             reason: "connection task failed".into(),
         });
         *client.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // The server said it does not want this client back (not the client's own close).
+        let sent_away = final_close(info.code) && !socket.peer.closed_locally();
         let backoff = match client.config.reconnect {
-            Some(backoff) if !stop.is_cancelled() && !final_close(info.code) => backoff,
+            Some(backoff) if !stop.is_cancelled() && !sent_away => backoff,
             _ => {
                 client.emit(ClientEvent::Disconnected {
                     info,
@@ -612,9 +614,10 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
     }
 }
 
-/// Whether a close with `code` means the server does not want this client back: it closed
-/// the client's room (4211) or found it too slow to read (4210). Reconnecting would only
-/// repeat it. (A rejected handshake, 4203, ends reconnecting too: see [`supervise`].)
+/// Whether a close with `code`, sent by the server, means it does not want this client
+/// back: it closed the client's room (4211) or found it too slow to read (4210).
+/// Reconnecting would only repeat it. (A rejected handshake, 4203, ends reconnecting too:
+/// see [`supervise`].) The client's own 4210 (its queue full) is not final.
 fn final_close(code: u16) -> bool {
     matches!(code, close_code::SLOW_CONSUMER | close_code::ROOM_CLOSED)
 }

@@ -56,10 +56,9 @@ const MAX_TURNS: usize = 32;
 pub(crate) enum HandshakeEnd {
     /// Accepted; the response is queued. Runs the `on_connection` hook, if any.
     Accepted(Option<BoxFuture<()>>),
-    /// Rejected; the error response is queued and the close (4203) requested.
-    Rejected,
-    /// The connection was already closing; nothing was sent.
-    Abandoned,
+    /// Rejected (the error response is queued and the close, 4203, requested), or the
+    /// connection was closing already: what was held behind the handshake is dropped.
+    NotAccepted,
 }
 
 /// One end of a socket as the driver sees it.
@@ -95,8 +94,14 @@ enum Phase {
     /// Closing cleanly with `info` (ours, or the peer's when it closed first): what was
     /// queued is written, then our close frame (unless `sent`: it is out, or the peer closed
     /// first and tungstenite answers it); then the driver reads, discarding, until the
-    /// close handshake ends the stream.
-    Closing { info: CloseInfo, sent: bool },
+    /// close handshake ends the stream. `flushed`: our close frame (or answer) is out;
+    /// `stream_ended`: the peer's side is over. Both, and the connection has ended.
+    Closing {
+        info: CloseInfo,
+        sent: bool,
+        flushed: bool,
+        stream_ended: bool,
+    },
     /// The connection failed in a way the peer must hear of (a message too big, a protocol
     /// violation): the close frame goes out, our half of the socket is shut, and what the
     /// peer still sends is read and discarded until it closes too. Closing the socket with
@@ -324,47 +329,91 @@ where
             self.router.cfg().close_timeout,
         ));
         self.auto_ping = None;
-        self.phase = Phase::Closing { info, sent };
+        self.phase = Phase::Closing {
+            info,
+            sent,
+            flushed: false,
+            stream_ended: false,
+        };
     }
 
     /// One turn while closing cleanly: the rest of the queue and the close frame out, then
     /// read until the stream ends.
     fn turn_closing(&mut self, cx: &mut Context<'_>) -> Turn {
-        let Phase::Closing { info, sent } = &mut self.phase else {
+        let Phase::Closing {
+            info,
+            sent,
+            flushed,
+            stream_ended,
+        } = &mut self.phase
+        else {
             unreachable!("called while closing");
         };
+        let (mut sent_now, mut flushed_now, mut ended_now) = (*sent, *flushed, *stream_ended);
+        let info = info.clone();
         let mut progress = false;
-        if !*sent {
+        if !sent_now {
             match poll_write_batch(&mut self.ws, &mut self.batch, cx) {
                 Poll::Ready(Ok(())) => {
                     let frame = Message::Close(Some(info.frame()));
                     if let Err(e) = self.ws.start_send_unpin(frame) {
                         tracing::debug!(error = %e, "could not send the close frame");
-                        return Turn::Ended(info.clone());
+                        return Turn::Ended(info);
                     }
-                    *sent = true;
+                    sent_now = true;
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
                     tracing::debug!(error = %e, "write failed while closing");
-                    return Turn::Ended(info.clone());
+                    return Turn::Ended(info);
                 }
                 Poll::Pending => {}
             }
         }
-        if *sent {
+        if sent_now && !flushed_now {
             // Pushes the close frame (or tungstenite's answer to the peer's) out.
-            if let Poll::Ready(Err(_)) = self.ws.poll_flush_unpin(cx) {
-                return Turn::Ended(info.clone());
+            match self.ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    flushed_now = true;
+                    progress = true;
+                }
+                Poll::Ready(Err(_)) => return Turn::Ended(info),
+                Poll::Pending => {}
             }
         }
-        let info = info.clone();
-        match self.read(cx, false) {
-            Read::Frames => progress = true,
-            Read::Idle => {}
-            // The close handshake is over, or the socket is gone: either way, done.
-            Read::PeerClosed(_) => progress = true,
-            Read::Failed(_) => return Turn::Ended(info),
+        if !ended_now {
+            match self.read(cx, false) {
+                Read::Frames => progress = true,
+                Read::Idle => {}
+                Read::PeerClosed(_) => {
+                    if !sent_now {
+                        // Both ends closed at once: tungstenite answers the peer's close,
+                        // and nothing more can be sent before it.
+                        self.batch.clear();
+                        sent_now = true;
+                        flushed_now = false;
+                    }
+                    progress = true;
+                }
+                // The close handshake is over, or the socket is gone.
+                Read::Failed(_) => {
+                    ended_now = true;
+                    progress = true;
+                }
+            }
+        }
+        // Done once the stream has ended and what we had to say is out (or cannot be).
+        if ended_now && (flushed_now || !sent_now) {
+            return Turn::Ended(info);
+        }
+        if let Phase::Closing {
+            sent,
+            flushed,
+            stream_ended,
+            ..
+        } = &mut self.phase
+        {
+            (*sent, *flushed, *stream_ended) = (sent_now, flushed_now, ended_now);
         }
         if progress {
             Turn::Progress
@@ -396,54 +445,50 @@ where
     }
 
     fn turn_failing(&mut self, cx: &mut Context<'_>) -> Turn {
-        let Phase::Failing { info, step } = &mut self.phase else {
+        let Phase::Failing { info, .. } = &self.phase else {
             unreachable!("called while failing");
         };
+        let info = info.clone();
         loop {
-            match step {
-                FailStep::SendFrame => {
-                    let sent = match self.ws.poll_ready_unpin(cx) {
-                        Poll::Pending => return Turn::Idle,
+            let Phase::Failing { step, .. } = &mut self.phase else {
+                unreachable!("called while failing");
+            };
+            let stalled = match *step {
+                FailStep::SendFrame => match self.ws.poll_ready_unpin(cx) {
+                    Poll::Pending => true,
+                    Poll::Ready(Ok(())) => {
+                        let frame = Message::Close(Some(info.frame()));
+                        if self.ws.start_send_unpin(frame).is_err() {
+                            return Turn::Ended(info);
+                        }
+                        *step = FailStep::Shutdown;
+                        false
+                    }
+                    Poll::Ready(Err(_)) => return Turn::Ended(info),
+                },
+                FailStep::Shutdown => match self.ws.poll_flush_unpin(cx) {
+                    Poll::Pending => true,
+                    Poll::Ready(Err(_)) => return Turn::Ended(info),
+                    Poll::Ready(Ok(())) => match Pin::new(self.ws.get_mut()).poll_shutdown(cx) {
+                        Poll::Pending => true,
+                        Poll::Ready(Err(_)) => return Turn::Ended(info),
                         Poll::Ready(Ok(())) => {
-                            let frame = Message::Close(Some(info.frame()));
-                            self.ws.start_send_unpin(frame)
+                            *step = FailStep::Drain;
+                            false
                         }
-                        Poll::Ready(Err(e)) => Err(e),
-                    };
-                    if sent.is_err() {
-                        return Turn::Ended(info.clone());
-                    }
-                    *step = FailStep::Shutdown;
-                }
-                FailStep::Shutdown => {
-                    match self.ws.poll_flush_unpin(cx) {
-                        Poll::Pending => return Turn::Idle,
-                        Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
-                        Poll::Ready(Ok(())) => {}
-                    }
-                    match Pin::new(self.ws.get_mut()).poll_shutdown(cx) {
-                        Poll::Pending => return Turn::Idle,
-                        Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
-                        Poll::Ready(Ok(())) => *step = FailStep::Drain,
-                    }
-                }
-                FailStep::Drain => {
-                    // The peer has our close frame and our FIN: discard what it still sends
-                    // until it closes its end.
-                    let mut scratch = [0u8; 1024];
-                    for _ in 0..MAX_BATCH {
-                        let mut buf = ReadBuf::new(&mut scratch);
-                        match Pin::new(self.ws.get_mut()).poll_read(cx, &mut buf) {
-                            Poll::Pending => return Turn::Idle,
-                            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                                return Turn::Ended(info.clone())
-                            }
-                            Poll::Ready(Ok(())) => {}
-                            Poll::Ready(Err(_)) => return Turn::Ended(info.clone()),
-                        }
-                    }
-                    return Turn::Progress;
-                }
+                    },
+                },
+                FailStep::Drain => true,
+            };
+            if stalled {
+                // Whatever the step waits for, the peer's input is read and discarded, so a
+                // peer that is itself stalled writing to us reads our close frame in the end;
+                // once it closes its end, there is no one left to tell.
+                return match discard_input(&mut self.ws, cx) {
+                    Discarded::Pending => Turn::Idle,
+                    Discarded::More => Turn::Progress,
+                    Discarded::End => Turn::Ended(info),
+                };
             }
         }
     }
@@ -546,6 +591,35 @@ where
     ws.poll_flush_unpin(cx)
 }
 
+/// What [`discard_input`] found.
+enum Discarded {
+    /// Nothing to read now.
+    Pending,
+    /// It read (and dropped) a good deal; there may be more.
+    More,
+    /// The peer's end is closed, or the socket failed.
+    End,
+}
+
+/// Reads what the peer sends straight from the socket, below tungstenite (whose reading
+/// state is over once the connection failed), and drops it.
+fn discard_input<S>(ws: &mut WebSocketStream<S>, cx: &mut Context<'_>) -> Discarded
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut scratch = [0u8; 1024];
+    for _ in 0..MAX_BATCH {
+        let mut buf = ReadBuf::new(&mut scratch);
+        match Pin::new(ws.get_mut()).poll_read(cx, &mut buf) {
+            Poll::Pending => return Discarded::Pending,
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => return Discarded::End,
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return Discarded::End,
+        }
+    }
+    Discarded::More
+}
+
 /// How a connection failed.
 enum Failure {
     /// The socket is gone (a FIN or reset without a close frame, an I/O error): 1006.
@@ -594,6 +668,13 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
         // The peer's socket ended without a close frame (a FIN): no close frame to send.
         Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) | None => {
             ReadEvent::Fail(Failure::Gone(CloseInfo::abnormal("connection dropped")))
+        }
+        Some(Err(WsError::Utf8(e))) => {
+            tracing::debug!(error = %e, "a text frame that is not UTF-8");
+            ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
+                close_code::INVALID_PAYLOAD,
+                "Text frame is not UTF-8",
+            )))
         }
         Some(Err(WsError::Protocol(e))) => {
             tracing::debug!(error = %e, "WebSocket protocol error");

@@ -123,7 +123,7 @@ impl Peer {
         self.malformed.load(Ordering::Relaxed)
     }
 
-    /// For the driver: registers its waker, then takes what is queued into `batch` (the
+    /// For the driver: takes what is queued into `batch` (the
     /// frames still to write), and says whether a close is to follow. While `batch` is not
     /// empty (a stalled write), new frames stay in the queue, so its limit keeps counting
     /// them; once a close is requested, everything queued joins the batch, to go out before
@@ -147,6 +147,11 @@ impl Peer {
         batch.extend(out.frames.drain(..));
         out.done = true;
         Taken::Close(close)
+    }
+
+    /// Whether this end asked for the close (rather than the peer).
+    pub(crate) fn closed_locally(&self) -> bool {
+        self.outbound().close.is_some()
     }
 
     /// What wakes the driver; it polls its handlers with a waker made of it too.

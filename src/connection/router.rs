@@ -20,9 +20,14 @@ use crate::protocol::{self, names, Payload, RawId};
 struct PendingHandshake {
     future: BoxFuture<HandshakeEnd>,
     /// Named messages pipelined behind `_h`, in order: routed once it is accepted, dropped
-    /// if it is rejected. At most `max_in_flight`.
+    /// if it is rejected. At most `max_in_flight` of them, and at most [`MAX_HELD_BYTES`]:
+    /// a peer no one has authenticated yet cannot park much memory here.
     held: VecDeque<Utf8Bytes>,
+    held_bytes: usize,
 }
+
+/// The most bytes of frames held behind a pending handshake, per connection.
+const MAX_HELD_BYTES: usize = 64 * 1024;
 
 /// What a connection does with the frames it reads; see the module docs.
 pub(crate) struct Router<E: Endpoint> {
@@ -93,7 +98,17 @@ impl<E: Endpoint> Router<E> {
             progress = true;
             if let HandshakeEnd::Accepted(hook) = end {
                 self.hook = hook;
-                // In the order they came, before anything read after this poll.
+                // `on_connection` starts first (as it does when nothing was pipelined)...
+                let cx = &mut Context::from_waker(&self.waker);
+                if self
+                    .hook
+                    .as_mut()
+                    .is_some_and(|h| h.poll_unpin(cx).is_ready())
+                {
+                    self.hook = None;
+                }
+                // ...then the held frames, in the order they came, before anything read
+                // after this poll.
                 for frame in held {
                     self.route(frame);
                 }
@@ -179,6 +194,7 @@ impl<E: Endpoint> Router<E> {
                         self.handshake = Some(Box::new(PendingHandshake {
                             future,
                             held: VecDeque::new(),
+                            held_bytes: 0,
                         }));
                     }
                 }
@@ -207,14 +223,26 @@ impl<E: Endpoint> Router<E> {
                 let max_in_flight = self.cfg.max_in_flight;
                 if let Some(pending) = &mut self.handshake {
                     // Pipelined behind the handshake: held until it ends.
-                    if pending.held.len() < max_in_flight {
+                    if pending.held.len() < max_in_flight
+                        && pending.held_bytes + text.len() <= MAX_HELD_BYTES
+                    {
+                        pending.held_bytes += text.len();
                         pending.held.push_back(text.clone());
                         return;
                     }
                     if payload.is_malformed(peer) {
                         return;
                     }
-                    return reply(too_many_requests(max_in_flight));
+                    if msg.id.is_none() {
+                        tracing::warn!(
+                            message = name,
+                            "dropped a message: too many held behind the pending handshake"
+                        );
+                    }
+                    return reply(Rejection::new(
+                        "TooManyRequests",
+                        format!("more than {max_in_flight} requests or {MAX_HELD_BYTES} bytes wait for the pending handshake; wait for its response before sending more"),
+                    ));
                 }
                 let handler = self
                     .lookup

@@ -14,6 +14,8 @@ pub const NO_STATUS: u16 = 1005;
 /// No close frame was received: the peer's socket ended (a FIN or a reset) without one
 /// (RFC 6455; never sent on the wire).
 pub const ABNORMAL: u16 = 1006;
+/// A text frame that is not UTF-8 (RFC 6455: invalid frame payload data).
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// A message was larger than the configured maximum message size (RFC 6455).
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// RFC 6455 internal error: the server's `on_connection` hook panicked (or, a bug, roomwire's
