@@ -6,31 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{report_disconnects, start, start_with, within};
+use common::{next_event, report_disconnects, start, start_with, url, within};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
 use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, Notify};
-
-fn url(addr: std::net::SocketAddr) -> String {
-    format!("ws://{addr}")
-}
-
-/// Waits for the first event that `pick` accepts, skipping others.
-async fn next_event<T>(
-    events: &mut broadcast::Receiver<ClientEvent>,
-    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
-) -> T {
-    within(async {
-        loop {
-            let event = events.recv().await.expect("event stream ended");
-            if let Some(t) = pick(&event) {
-                return t;
-            }
-        }
-    })
-    .await
-}
+use tokio::sync::{mpsc, Notify};
 
 fn app(s: &Server) {
     s.on_handshake(|conn: ServerConnection, hs: Handshake| async move {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, report_disconnects, start_handing_out, start_with, within, Raw};
+use common::{
+    eventually, next_event, report_disconnects, start_handing_out, start_with, url, within, Raw,
+};
 use futures_util::{SinkExt, StreamExt};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
 use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
@@ -17,10 +19,6 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
-
-fn url(addr: std::net::SocketAddr) -> String {
-    format!("ws://{addr}")
-}
 
 /// A handshake handler that gives every connection the id "alice".
 fn as_alice(s: &Server) {
@@ -52,22 +50,6 @@ async fn alice_is_gone(server: &Server) {
     })
     .await;
     assert!(server.connection("alice").is_none());
-}
-
-/// Waits for the first client event that `pick` accepts, skipping others.
-async fn next_event<T>(
-    events: &mut broadcast::Receiver<ClientEvent>,
-    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
-) -> T {
-    within(async {
-        loop {
-            let event = events.recv().await.expect("event stream ended");
-            if let Some(t) = pick(&event) {
-                return t;
-            }
-        }
-    })
-    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -367,18 +349,15 @@ async fn handlers_still_running_are_dropped_before_on_disconnect_runs() {
 // ---------------------------------------------------------------------------------------
 // D. One clock: every timeout runs on tokio's clock.
 
-#[tokio::test(start_paused = true)]
-async fn server_request_timeout_runs_on_tokios_clock() {
-    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
-    let (_raw, _) = Raw::handshaked(addr, Value::Null).await; // never answers
-    let conn = within(conns.recv()).await.unwrap();
+/// Awaits `request`, which must time out after its 5 s of tokio's (paused) clock and take
+/// well under 2 s of the wall clock.
+async fn times_out_on_tokios_clock<T: std::fmt::Debug>(
+    request: impl std::future::Future<Output = Result<T, Error>>,
+) {
     let (virt, wall) = (tokio::time::Instant::now(), std::time::Instant::now());
-    let result = tokio::time::timeout(
-        Duration::from_secs(60),
-        conn.send_timeout::<_, Value>("whoami", &(), Duration::from_secs(5)),
-    )
-    .await
-    .expect("the 5 s request never timed out (60 s of tokio time)");
+    let result = tokio::time::timeout(Duration::from_secs(60), request)
+        .await
+        .expect("the 5 s request never timed out (60 s of tokio time)");
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
     assert!(
         virt.elapsed() >= Duration::from_secs(5),
@@ -393,6 +372,15 @@ async fn server_request_timeout_runs_on_tokios_clock() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn server_request_timeout_runs_on_tokios_clock() {
+    let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
+    let (_raw, _) = Raw::handshaked(addr, Value::Null).await; // never answers
+    let conn = within(conns.recv()).await.unwrap();
+    times_out_on_tokios_clock(conn.send_timeout::<_, Value>("whoami", &(), Duration::from_secs(5)))
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn client_request_timeout_runs_on_tokios_clock() {
     let (_server, addr) = start_with(Server::builder(), |s| {
         s.on_request("never", |_c: ServerConnection, (): ()| async move {
@@ -404,24 +392,12 @@ async fn client_request_timeout_runs_on_tokios_clock() {
     let client = within(Client::builder(url(addr)).no_reconnect().connect())
         .await
         .unwrap();
-    let (virt, wall) = (tokio::time::Instant::now(), std::time::Instant::now());
-    let result = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.send_timeout::<_, Value>("never", &(), Duration::from_secs(5)),
-    )
-    .await
-    .expect("the 5 s request never timed out (60 s of tokio time)");
-    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
-    assert!(
-        virt.elapsed() >= Duration::from_secs(5),
-        "{:?}",
-        virt.elapsed()
-    );
-    assert!(
-        wall.elapsed() < Duration::from_secs(2),
-        "the timeout took {:?} of wall-clock time under a paused clock",
-        wall.elapsed()
-    );
+    times_out_on_tokios_clock(client.send_timeout::<_, Value>(
+        "never",
+        &(),
+        Duration::from_secs(5),
+    ))
+    .await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -181,3 +181,24 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// The `ws://` URL of a server on `addr`.
+pub fn url(addr: SocketAddr) -> String {
+    format!("ws://{addr}")
+}
+
+/// Waits (at most [`WAIT`]) for the first client event that `pick` accepts, skipping others.
+pub async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<roomwire::client::ClientEvent>,
+    mut pick: impl FnMut(&roomwire::client::ClientEvent) -> Option<T>,
+) -> T {
+    within(async {
+        loop {
+            let event = events.recv().await.expect("event stream ended");
+            if let Some(t) = pick(&event) {
+                return t;
+            }
+        }
+    })
+    .await
+}
