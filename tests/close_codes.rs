@@ -159,3 +159,40 @@ async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
     assert!(sent.is_ok(), "{sent:?}");
     assert_eq!(read_until_close(&mut raw).await, 1009);
 }
+
+#[tokio::test]
+async fn a_peer_breaking_a_limit_while_the_server_closes_still_gets_the_close_frame() {
+    let builder = Server::builder().max_message_size(64 * 1024);
+    let addr = flooding_server(builder, |c| c.close(4000, "bye")).await;
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
+            .await
+            .unwrap();
+    let mut raw = Raw { ws };
+    raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
+    flood_started(&mut raw).await;
+    let sent = within(raw.ws.send(Message::text("x".repeat(16 << 20)))).await;
+    assert!(sent.is_ok(), "{sent:?}");
+    assert_eq!(read_until_close(&mut raw).await, 4000);
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_gets_1007() {
+    let (server, addr) = start(Server::builder().build()).await;
+    let mut closed = report_disconnects(&server);
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let MaybeTlsStream::Plain(tcp) = raw.ws.get_mut() else {
+        unreachable!()
+    };
+    // A masked text frame (mask 0) of two bytes that are not UTF-8.
+    tcp.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .await
+        .unwrap();
+    assert_eq!(read_until_close(&mut raw).await, 1007);
+    drop(raw); // the server reads until the peer's end is closed
+    let (_conn, info) = within(closed.recv()).await.unwrap();
+    assert_eq!(info.code, 1007, "{info:?}");
+}

@@ -875,3 +875,36 @@ async fn on_connection_starts_before_requests_pipelined_behind_the_handshake() {
     assert!(raw.recv().await["e"].is_null(), "the handshake is accepted");
     assert_eq!(raw.recv().await["p"], json!(true));
 }
+
+/// What waits behind a pending handshake is bounded in bytes too (64 KiB), not only in
+/// requests: a peer nobody has authenticated parks little.
+#[tokio::test]
+async fn at_most_64_kib_wait_behind_a_pending_handshake() {
+    let (_server, addr) = start_with(Server::builder(), |s| {
+        slow_handshake(s, true);
+        echo(s);
+    })
+    .await;
+    let mut raw = Raw::connect(addr).await;
+    let big = "x".repeat(30 * 1024);
+    pipeline(
+        &mut raw,
+        (0..3).map(|i| json!({"n": "echo", "i": i, "p": big})),
+    )
+    .await;
+    let mut answers = BTreeMap::new();
+    for _ in 0..4 {
+        let frame = raw.recv().await;
+        if frame["i"] != "h1" {
+            answers.insert(frame["i"].as_i64().unwrap(), frame);
+        }
+    }
+    assert_eq!(
+        answers[&2]["e"]["name"], "TooManyRequests",
+        "{}",
+        answers[&2]
+    );
+    for i in 0..2 {
+        assert_eq!(answers[&i]["p"], json!(big), "request {i}");
+    }
+}

@@ -107,7 +107,12 @@ enum Phase {
     /// peer still sends is read and discarded until it closes too. Closing the socket with
     /// unread input would reset it, and a reset can destroy the close frame before the peer
     /// reads it.
-    Failing { info: CloseInfo, step: FailStep },
+    /// `input_ended`: the peer's side is shut (it may still read: its half-close).
+    Failing {
+        info: CloseInfo,
+        step: FailStep,
+        input_ended: bool,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -395,8 +400,25 @@ where
                     }
                     progress = true;
                 }
+                // The peer broke a limit or the protocol while we close: our close frame
+                // (or the rest of it) goes out the way a failing connection's does, reading
+                // and dropping its input meanwhile, so the socket is not reset on it.
+                Read::Failed(Failure::Refuse(_)) => {
+                    self.batch.clear();
+                    let step = if sent_now {
+                        FailStep::Shutdown
+                    } else {
+                        FailStep::SendFrame
+                    };
+                    self.phase = Phase::Failing {
+                        info,
+                        step,
+                        input_ended: false,
+                    };
+                    return Turn::Progress;
+                }
                 // The close handshake is over, or the socket is gone.
-                Read::Failed(_) => {
+                Read::Failed(Failure::Gone(_)) => {
                     ended_now = true;
                     progress = true;
                 }
@@ -438,6 +460,7 @@ where
                 self.phase = Phase::Failing {
                     info,
                     step: FailStep::SendFrame,
+                    input_ended: false,
                 };
                 Turn::Progress
             }
@@ -482,12 +505,26 @@ where
             };
             if stalled {
                 // Whatever the step waits for, the peer's input is read and discarded, so a
-                // peer that is itself stalled writing to us reads our close frame in the end;
-                // once it closes its end, there is no one left to tell.
+                // peer that is itself stalled writing to us reads our close frame in the end.
+                // Once its side is shut, the write is waited for alone (a half-closed peer
+                // may still read), until the close frame is out or the close deadline.
+                let Phase::Failing {
+                    step, input_ended, ..
+                } = &mut self.phase
+                else {
+                    unreachable!("called while failing");
+                };
+                if *input_ended {
+                    return Turn::Idle;
+                }
                 return match discard_input(&mut self.ws, cx) {
                     Discarded::Pending => Turn::Idle,
                     Discarded::More => Turn::Progress,
-                    Discarded::End => Turn::Ended(info),
+                    Discarded::End if matches!(step, FailStep::Drain) => Turn::Ended(info),
+                    Discarded::End => {
+                        *input_ended = true;
+                        Turn::Progress
+                    }
                 };
             }
         }

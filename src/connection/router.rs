@@ -24,6 +24,8 @@ struct PendingHandshake {
     /// a peer no one has authenticated yet cannot park much memory here.
     held: VecDeque<Utf8Bytes>,
     held_bytes: usize,
+    /// A message beyond the bound was dropped and logged as a warning already.
+    warned: bool,
 }
 
 /// The most bytes of frames held behind a pending handshake, per connection.
@@ -195,6 +197,7 @@ impl<E: Endpoint> Router<E> {
                             future,
                             held: VecDeque::new(),
                             held_bytes: 0,
+                            warned: false,
                         }));
                     }
                 }
@@ -226,18 +229,31 @@ impl<E: Endpoint> Router<E> {
                     if pending.held.len() < max_in_flight
                         && pending.held_bytes + text.len() <= MAX_HELD_BYTES
                     {
+                        // A copy: the frame shares the read buffer's allocation, and a small
+                        // frame held could keep a large one alive.
                         pending.held_bytes += text.len();
-                        pending.held.push_back(text.clone());
+                        pending
+                            .held
+                            .push_back(Utf8Bytes::from(text.as_str().to_owned()));
                         return;
                     }
                     if payload.is_malformed(peer) {
                         return;
                     }
                     if msg.id.is_none() {
-                        tracing::warn!(
-                            message = name,
-                            "dropped a message: too many held behind the pending handshake"
-                        );
+                        // Once per connection at warning level: a peer nobody authenticated
+                        // yet must not be able to flood the logs.
+                        if std::mem::replace(&mut pending.warned, true) {
+                            tracing::debug!(
+                                message = name,
+                                "dropped a message held behind the handshake: too many"
+                            );
+                        } else {
+                            tracing::warn!(
+                                message = name,
+                                "dropped a message: too many held behind the pending handshake (further ones on this connection are logged at debug level)"
+                            );
+                        }
                     }
                     return reply(Rejection::new(
                         "TooManyRequests",
