@@ -252,30 +252,28 @@ where
             }
         }
         self.peer().pending.expire(now);
-        if self.ping_due(now) {
+        if self.ping_at().is_some_and(|at| now >= at) {
             let ep = self.router.endpoint().clone();
             self.auto_ping = Some(Box::pin(async move { ep.peer().ping().await }));
         }
         None
     }
 
-    fn ping_due(&self, now: Instant) -> bool {
-        matches!(self.phase, Phase::Open)
+    /// When the driver pings the peer, unless something arrives first: while open and
+    /// connected, with pings on and none under way.
+    fn ping_at(&self) -> Option<Instant> {
+        let interval = self.router.cfg().ping_interval;
+        (matches!(self.phase, Phase::Open)
             && self.auto_ping.is_none()
-            && !self.router.cfg().ping_interval.is_zero()
-            && self.router.endpoint().is_open()
-            && now >= clock::after(self.last_received, self.router.cfg().ping_interval)
+            && !interval.is_zero()
+            && self.router.endpoint().is_open())
+        .then(|| clock::after(self.last_received, interval))
     }
 
     /// When the timer should fire next; `None` when nothing is due ever.
     fn next_deadline(&self) -> Option<Instant> {
-        let ping = (matches!(self.phase, Phase::Open)
-            && self.auto_ping.is_none()
-            && !self.router.cfg().ping_interval.is_zero()
-            && self.router.endpoint().is_open())
-        .then(|| clock::after(self.last_received, self.router.cfg().ping_interval));
         [
-            ping,
+            self.ping_at(),
             self.handshake_at,
             self.close_at,
             self.peer().pending.earliest(),
@@ -325,21 +323,27 @@ where
         }
     }
 
-    /// The connection turns to closing with `info`; it ends within the close timeout.
+    /// The connection turns to closing with `info` (ours, or the peer's when `sent`).
     fn begin_close(&mut self, info: CloseInfo, sent: bool) {
         tracing::debug!(code = info.code, reason = %info.reason, by_peer = sent, "closing");
+        self.start_closing(Phase::Closing {
+            info,
+            sent,
+            flushed: false,
+            stream_ended: false,
+        });
+    }
+
+    /// Enters a closing `phase`: nothing more is queued, every pending request fails, no more
+    /// pings, and the connection ends within the close timeout, whatever the peer does.
+    fn start_closing(&mut self, phase: Phase) {
         self.peer().finish();
         self.close_at = Some(clock::after(
             Instant::now(),
             self.router.cfg().close_timeout,
         ));
         self.auto_ping = None;
-        self.phase = Phase::Closing {
-            info,
-            sent,
-            flushed: false,
-            stream_ended: false,
-        };
+        self.phase = phase;
     }
 
     /// One turn while closing cleanly: the rest of the queue and the close frame out, then
@@ -450,18 +454,12 @@ where
             Failure::Gone(info) => Turn::Ended(info),
             Failure::Refuse(info) => {
                 tracing::info!(code = info.code, reason = %info.reason, "closing a connection that broke the protocol or a limit");
-                self.peer().finish();
                 self.batch.clear();
-                self.close_at = Some(clock::after(
-                    Instant::now(),
-                    self.router.cfg().close_timeout,
-                ));
-                self.auto_ping = None;
-                self.phase = Phase::Failing {
+                self.start_closing(Phase::Failing {
                     info,
                     step: FailStep::SendFrame,
                     input_ended: false,
-                };
+                });
                 Turn::Progress
             }
         }
