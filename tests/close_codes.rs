@@ -139,10 +139,13 @@ async fn a_close_from_both_ends_at_once_still_ends_with_a_close_frame() {
     assert!(code == 4000 || code == 1005, "{code}");
 }
 
-#[tokio::test]
-async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
+/// A client of a flooding server (limit 64 KiB) that, once the server's write is stalled,
+/// sends a 16 MiB message — more than the socket buffers hold, so the server must read (and
+/// drop) it while its own write is stalled, or neither end gets anywhere. The close code the
+/// client then reads.
+async fn too_big_while_flooded(and_then: fn(&ServerConnection)) -> u16 {
     let builder = Server::builder().max_message_size(64 * 1024);
-    let addr = flooding_server(builder, |_| {}).await;
+    let addr = flooding_server(builder, and_then).await;
     let config = WebSocketConfig::default()
         .max_message_size(None)
         .max_frame_size(None);
@@ -153,30 +156,19 @@ async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
     let mut raw = Raw { ws };
     raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
     flood_started(&mut raw).await;
-    // 16 MiB: more than the socket buffers hold, so the server must read (and drop) it while
-    // its own write is stalled, or neither end gets anywhere.
     let sent = within(raw.ws.send(Message::text("x".repeat(16 << 20)))).await;
     assert!(sent.is_ok(), "{sent:?}");
-    assert_eq!(read_until_close(&mut raw).await, 1009);
+    read_until_close(&mut raw).await
+}
+
+#[tokio::test]
+async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
+    assert_eq!(too_big_while_flooded(|_| {}).await, 1009);
 }
 
 #[tokio::test]
 async fn a_peer_breaking_a_limit_while_the_server_closes_still_gets_the_close_frame() {
-    let builder = Server::builder().max_message_size(64 * 1024);
-    let addr = flooding_server(builder, |c| c.close(4000, "bye")).await;
-    let config = WebSocketConfig::default()
-        .max_message_size(None)
-        .max_frame_size(None);
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
-            .await
-            .unwrap();
-    let mut raw = Raw { ws };
-    raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
-    flood_started(&mut raw).await;
-    let sent = within(raw.ws.send(Message::text("x".repeat(16 << 20)))).await;
-    assert!(sent.is_ok(), "{sent:?}");
-    assert_eq!(read_until_close(&mut raw).await, 4000);
+    assert_eq!(too_big_while_flooded(|c| c.close(4000, "bye")).await, 4000);
 }
 
 #[tokio::test]
