@@ -96,6 +96,25 @@ async fn flooding_server(
     addr
 }
 
+/// A client of the flooding server at `addr`, handshaked, whose socket takes in little (a 4 KiB
+/// receive buffer): with 12.8 MB queued for it, the server's write is sure to stall (its own
+/// send buffer holds at most a few MB).
+async fn slow_reader(addr: std::net::SocketAddr, config: Option<WebSocketConfig>) -> Raw {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}"),
+        MaybeTlsStream::Plain(stream),
+        config,
+    )
+    .await
+    .unwrap();
+    let mut raw = Raw { ws };
+    raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
+    raw
+}
+
 /// Waits for the flood's first frame: by then all of it is queued (the hook queues it without
 /// awaiting), far more than the socket buffers hold, so the server's write is stalled.
 async fn flood_started(raw: &mut Raw) {
@@ -122,7 +141,7 @@ async fn read_until_close(raw: &mut Raw) -> u16 {
 #[tokio::test]
 async fn the_answer_to_a_peers_close_gets_out_even_while_the_write_is_stalled() {
     let addr = flooding_server(Server::builder(), |_| {}).await;
-    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let mut raw = slow_reader(addr, None).await;
     flood_started(&mut raw).await;
     raw.ws.send(Message::Close(None)).await.unwrap();
     // Our close had no code, so the answer echoes none.
@@ -132,7 +151,7 @@ async fn the_answer_to_a_peers_close_gets_out_even_while_the_write_is_stalled() 
 #[tokio::test]
 async fn a_close_from_both_ends_at_once_still_ends_with_a_close_frame() {
     let addr = flooding_server(Server::builder(), |c| c.close(4000, "bye")).await;
-    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let mut raw = slow_reader(addr, None).await;
     flood_started(&mut raw).await;
     raw.ws.send(Message::Close(None)).await.unwrap();
     let code = read_until_close(&mut raw).await;
@@ -149,12 +168,7 @@ async fn too_big_while_flooded(and_then: fn(&ServerConnection)) -> u16 {
     let config = WebSocketConfig::default()
         .max_message_size(None)
         .max_frame_size(None);
-    let (ws, _) =
-        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}"), Some(config), true)
-            .await
-            .unwrap();
-    let mut raw = Raw { ws };
-    raw.send(serde_json::json!({"n": "_h", "i": "h"})).await;
+    let mut raw = slow_reader(addr, Some(config)).await;
     flood_started(&mut raw).await;
     let sent = within(raw.ws.send(Message::text("x".repeat(16 << 20)))).await;
     assert!(sent.is_ok(), "{sent:?}");
