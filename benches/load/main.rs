@@ -286,6 +286,7 @@ fn main() {
             Some("roomwire") => servers::serve_roomwire(),
             Some("floor") => servers::serve_floor(false),
             Some("floor_json") => servers::serve_floor(true),
+            Some("floor_json_await") => servers::serve_floor_awaiting(),
             other => panic!("unknown server {other:?}"),
         }
         return;

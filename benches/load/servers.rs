@@ -6,7 +6,9 @@
 //! work roomwire does and the floor skips: it parses each frame's envelope with serde_json,
 //! deserializes the payload into its type and serializes the answer; for server-to-client
 //! requests it encodes each one and matches each response to a table of pending ids. Against
-//! it, the ratio shows what the framework costs beyond the JSON.
+//! it, the ratio shows what the framework costs beyond the JSON. A third, run by hand for
+//! server-to-client, awaits each request as an API with `send(..).await` must
+//! ([`serve_floor_awaiting`]).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -290,6 +292,112 @@ async fn floor_connection(
                     if ws.feed(Message::Text(frame)).await.is_err() { return; }
                 }
                 if ws.flush().await.is_err() { return; }
+            }
+        }
+    }
+}
+
+/// A third reference, for the server-to-client scenario only (`--serve floor_json_await`,
+/// run by hand: see docs/BENCHMARKS.md): the JSON floor whose requests are *awaited*, in a
+/// straightforward hand-written way. Each request registers a tokio oneshot in a
+/// shared table of pending ids (a mutex: a sender may run on any task) before it is queued
+/// for the writer; the connection's reader completes it; the sender — one of `inflight`
+/// lanes polled together, as in roomwire's harness — awaits it. No timeouts, no close
+/// handling. Against it, roomwire's ratio shows what the framework costs beyond awaiting.
+pub fn serve_floor_awaiting() {
+    runtime().block_on(async {
+        let listener = announce().await;
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                stream.set_nodelay(true).unwrap();
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(4096)
+                    .write_buffer_size(64 * 1024);
+                if let Ok(ws) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                {
+                    awaiting_connection(ws).await;
+                }
+            });
+        }
+    });
+}
+
+type AwaitedReplies =
+    Arc<Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Small>>>>;
+
+async fn awaiting_connection(mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+    let pending: AwaitedReplies = Arc::default();
+    let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let (out, mut queued) = mpsc::unbounded_channel::<Utf8Bytes>();
+    let mut lanes = FuturesUnordered::new();
+    let mut control_pending = false;
+    loop {
+        tokio::select! {
+            msg = ws.next() => {
+                let Some(Ok(Message::Text(mut text))) = msg else { return };
+                loop {
+                    let bytes = text.as_str();
+                    if bytes.starts_with(r#"{"n":"_h""#) {
+                        if ws.feed(Message::text(HANDSHAKE_OK)).await.is_err() { return; }
+                    } else if bytes.starts_with(r#"{"n":"_r""#) {
+                        let Ok(env) = serde_json::from_str::<Envelope<'_>>(bytes) else { return };
+                        let id = env.i.and_then(|i| i.get().parse::<u64>().ok());
+                        let small = env.p.and_then(|p| serde_json::from_str::<Small>(p.get()).ok());
+                        let waiter = id.and_then(|id| pending.lock().unwrap().remove(&id));
+                        match (waiter, small) {
+                            (Some(waiter), Some(small)) => { let _ = waiter.send(small); }
+                            _ => return,
+                        }
+                    } else if bytes.starts_with(r#"{"n":"s2c""#) {
+                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
+                            .ok()
+                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
+                            .unwrap();
+                        let count = c.count;
+                        let n = c.inflight.clamp(1, count.max(1));
+                        for lane in 0..n {
+                            let share = count / n + usize::from(lane < count % n);
+                            let (pending, next_id, out) = (pending.clone(), next_id.clone(), out.clone());
+                            lanes.push(async move {
+                                for _ in 0..share {
+                                    let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let (tx, rx) = tokio::sync::oneshot::channel();
+                                    pending.lock().unwrap().insert(id, tx);
+                                    let mut frame = Vec::with_capacity(64);
+                                    frame.extend_from_slice(br#"{"n":"echo","p":"#);
+                                    serde_json::to_writer(&mut frame, &Small { a: 1, b: "hello".into() }).unwrap();
+                                    frame.extend_from_slice(format!(r#","i":{id}}}"#).as_bytes());
+                                    let _ = out.send(Utf8Bytes::try_from(frame).unwrap());
+                                    let _reply: Small = rx.await.unwrap();
+                                }
+                            });
+                        }
+                        control_pending = true;
+                    } else {
+                        return;
+                    }
+                    match ws.next().now_or_never() {
+                        Some(Some(Ok(Message::Text(t)))) => text = t,
+                        Some(Some(Ok(_))) | None => break,
+                        Some(_) => return,
+                    }
+                }
+                if ws.flush().await.is_err() { return; }
+            }
+            Some(frame) = queued.recv() => {
+                if ws.feed(Message::Text(frame)).await.is_err() { return; }
+                while let Ok(frame) = queued.try_recv() {
+                    if ws.feed(Message::Text(frame)).await.is_err() { return; }
+                }
+                if ws.flush().await.is_err() { return; }
+            }
+            Some(()) = lanes.next(), if !lanes.is_empty() => {
+                if lanes.is_empty() && control_pending {
+                    control_pending = false;
+                    if ws.send(Message::text(r#"{"n":"_r","i":"c","p":null,"e":null}"#)).await.is_err() { return; }
+                }
             }
         }
     }
