@@ -113,13 +113,26 @@ pub fn serve_roomwire() {
 /// Connections registered for fan-out: their outbound queues.
 type Members = Arc<Mutex<Vec<mpsc::Sender<Utf8Bytes>>>>;
 
+type FloorSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
 pub fn serve_floor(json: bool) {
+    let members: Members = Arc::default();
+    serve_floor_with(move |ws| floor_connection(ws, members.clone(), json));
+}
+
+/// The floors' accept loop: each connection tuned as roomwire's are (TCP_NODELAY, a small
+/// read buffer, batched writes), upgraded and handed to `connection` in a task of its own.
+fn serve_floor_with<F, Fut>(connection: F)
+where
+    F: Fn(FloorSocket) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let connection = Arc::new(connection);
     runtime().block_on(async {
         let listener = announce().await;
-        let members: Members = Arc::default();
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let members = members.clone();
+            let connection = connection.clone();
             tokio::spawn(async move {
                 stream.set_nodelay(true).unwrap();
                 let config = WebSocketConfig::default()
@@ -128,7 +141,7 @@ pub fn serve_floor(json: bool) {
                 if let Ok(ws) =
                     tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
                 {
-                    floor_connection(ws, members, json).await;
+                    connection(ws).await;
                 }
             });
         }
@@ -166,6 +179,12 @@ fn json_echo(text: &str) -> Option<Utf8Bytes> {
 
 /// The JSON floor's request to the client: encoded each time, with a fresh id.
 fn json_request(id: u64, pending: &mut HashSet<u64>) -> Utf8Bytes {
+    pending.insert(id);
+    encode_request(id)
+}
+
+/// A server-to-client request `echo` with id `id`, encoded with serde_json each time.
+fn encode_request(id: u64) -> Utf8Bytes {
     let small = Small {
         a: 1,
         b: "hello".into(),
@@ -174,8 +193,15 @@ fn json_request(id: u64, pending: &mut HashSet<u64>) -> Utf8Bytes {
     out.extend_from_slice(br#"{"n":"echo","p":"#);
     serde_json::to_writer(&mut out, &small).unwrap();
     out.extend_from_slice(format!(r#","i":{id}}}"#).as_bytes());
-    pending.insert(id);
     Utf8Bytes::try_from(out).unwrap()
+}
+
+/// The counts of a control request (`s2c`, `fanout`): its payload.
+fn control_count(text: &str) -> Count {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
+        .expect("a control request with counts")
 }
 
 /// The JSON floor's handling of a response: parsed, matched, its payload deserialized.
@@ -196,11 +222,7 @@ fn json_response(text: &str, pending: &mut HashSet<u64>) -> bool {
     )
 }
 
-async fn floor_connection(
-    mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-    members: Members,
-    json: bool,
-) {
+async fn floor_connection(mut ws: FloorSocket, members: Members, json: bool) {
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(4096);
     // Scenario 2: responses still awaited, and requests still to send.
     let mut s2c_left = 0usize;
@@ -246,10 +268,7 @@ async fn floor_connection(
                             return;
                         }
                     } else if bytes.starts_with(r#"{"n":"s2c""#) {
-                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
-                            .ok()
-                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
-                            .unwrap();
+                        let c = control_count(bytes);
                         let first = c.inflight.min(c.count);
                         s2c_left = c.count;
                         s2c_unsent = c.count - first;
@@ -259,10 +278,7 @@ async fn floor_connection(
                             if ws.feed(Message::Text(frame)).await.is_err() { return; }
                         }
                     } else if bytes.starts_with(r#"{"n":"fanout""#) {
-                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
-                            .ok()
-                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
-                            .unwrap();
+                        let c = control_count(bytes);
                         let frame = Utf8Bytes::from(format!(r#"{{"n":"news","p":"{}"}}"#, "x".repeat(c.size)));
                         let targets = members.lock().unwrap().clone();
                         for _ in 0..c.count {
@@ -305,29 +321,13 @@ async fn floor_connection(
 /// lanes polled together, as in roomwire's harness — awaits it. No timeouts, no close
 /// handling. Against it, roomwire's ratio shows what the framework costs beyond awaiting.
 pub fn serve_floor_awaiting() {
-    runtime().block_on(async {
-        let listener = announce().await;
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                stream.set_nodelay(true).unwrap();
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(4096)
-                    .write_buffer_size(64 * 1024);
-                if let Ok(ws) =
-                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
-                {
-                    awaiting_connection(ws).await;
-                }
-            });
-        }
-    });
+    serve_floor_with(awaiting_connection);
 }
 
 type AwaitedReplies =
     Arc<Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Small>>>>;
 
-async fn awaiting_connection(mut ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+async fn awaiting_connection(mut ws: FloorSocket) {
     let pending: AwaitedReplies = Arc::default();
     let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let (out, mut queued) = mpsc::unbounded_channel::<Utf8Bytes>();
@@ -351,10 +351,7 @@ async fn awaiting_connection(mut ws: tokio_tungstenite::WebSocketStream<tokio::n
                             _ => return,
                         }
                     } else if bytes.starts_with(r#"{"n":"s2c""#) {
-                        let c: Count = serde_json::from_str::<serde_json::Value>(bytes)
-                            .ok()
-                            .and_then(|v| serde_json::from_value(v["p"].clone()).ok())
-                            .unwrap();
+                        let c = control_count(bytes);
                         let count = c.count;
                         let n = c.inflight.clamp(1, count.max(1));
                         for lane in 0..n {
@@ -365,11 +362,7 @@ async fn awaiting_connection(mut ws: tokio_tungstenite::WebSocketStream<tokio::n
                                     let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                     let (tx, rx) = tokio::sync::oneshot::channel();
                                     pending.lock().unwrap().insert(id, tx);
-                                    let mut frame = Vec::with_capacity(64);
-                                    frame.extend_from_slice(br#"{"n":"echo","p":"#);
-                                    serde_json::to_writer(&mut frame, &Small { a: 1, b: "hello".into() }).unwrap();
-                                    frame.extend_from_slice(format!(r#","i":{id}}}"#).as_bytes());
-                                    let _ = out.send(Utf8Bytes::try_from(frame).unwrap());
+                                    let _ = out.send(encode_request(id));
                                     let _reply: Small = rx.await.unwrap();
                                 }
                             });
