@@ -90,7 +90,7 @@ async fn run() -> Result<(), roomwire::Error> {
 
     // The server can ask the client too, and await its answer.
     server.on_connection(|conn: ServerConnection| async move {
-        println!("{} connected from {}", conn.id(), conn.remote_addr());
+        println!("{} connected from {:?}", conn.id(), conn.remote_addr());
         match conn.send::<_, Value>("client.info", &()).await {
             Ok(info) => println!("{} says: {info}", conn.id()),
             Err(e) => println!("{} did not answer client.info: {e}", conn.id()),

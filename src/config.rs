@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use tokio_tungstenite::tungstenite::http::Extensions;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// A server's settings. Read them with [`Server::config`](crate::Server::config); set them with
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub max_name_len: usize,
     /// tungstenite's read buffer per connection. See [`ServerBuilder::read_buffer_size`].
     pub read_buffer_size: usize,
+    /// The one path the built-in listener serves, if set. See [`ServerBuilder::path`].
+    pub path: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             max_id_len: 128,
             max_name_len: 128,
             read_buffer_size: 1024,
+            path: None,
         }
     }
 }
@@ -97,6 +101,7 @@ pub(crate) const MAX_MESSAGE_SIZE: usize = u32::MAX as usize;
 #[must_use]
 pub struct ServerBuilder {
     config: ServerConfig,
+    state: Extensions,
 }
 
 impl ServerBuilder {
@@ -204,9 +209,50 @@ impl ServerBuilder {
         self
     }
 
-    /// The settings, for [`build`](Self::build) (in `server.rs`: settings do not build the
-    /// server themselves).
-    pub(crate) fn into_config(self) -> ServerConfig {
-        self.config
+    /// The path the built-in HTTP handling ([`listen`](crate::Server::listen),
+    /// [`serve`](crate::Server::serve), [`serve_connection`](crate::Server::serve_connection))
+    /// serves WebSocket connections on; a request for any other path gets 404 and no
+    /// connection. The query string is not part of the path. A path without a leading `/`
+    /// gets one.
+    ///
+    /// Defaults to none: every path is served, as Line's server does (its clients connect
+    /// to whatever URL they are given, `ws://host:port` being the root `/`). A server
+    /// mounted on a router ([`handle_upgrade`](crate::Server::handle_upgrade), axum) is
+    /// reached on the route the router gives it, and this setting does not apply.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let path: String = path.into();
+        self.config.path = Some(if path.starts_with('/') {
+            path
+        } else {
+            format!("/{path}")
+        });
+        self
+    }
+
+    /// Gives the server a value of application state (a database pool, settings, a
+    /// channel): every handler and hook reads it with
+    /// [`ServerConnection::app_state`](crate::ServerConnection::app_state) (and
+    /// [`Server::app_state`](crate::Server::app_state)), by its type. One value per type; a second
+    /// of the same type replaces the first. Share mutable state through its own lock or
+    /// atomics (`Arc<Mutex<T>>`).
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct Db { url: String }
+    ///
+    /// let server = roomwire::Server::builder()
+    ///     .app_state(Db { url: "postgres://localhost/app".into() })
+    ///     .build();
+    /// assert_eq!(server.app_state::<Db>().unwrap().url, "postgres://localhost/app");
+    /// ```
+    pub fn app_state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
+        self
+    }
+
+    /// The settings and the state, for [`build`](Self::build) (in `server.rs`: settings do
+    /// not build the server themselves).
+    pub(crate) fn into_parts(self) -> (ServerConfig, Extensions) {
+        (self.config, self.state)
     }
 }

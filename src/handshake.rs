@@ -15,30 +15,13 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
+use tokio_tungstenite::tungstenite::http::HeaderMap;
 
 use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
 use crate::error::{Error, Rejection};
 use crate::handler::BoxFuture;
 use crate::protocol::{self, close_code, RawId};
-
-/// The facts of the HTTP upgrade request a connection arrived with.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestInfo {
-    pub uri: Uri,
-    pub headers: HeaderMap,
-    pub remote_addr: SocketAddr,
-}
-
-impl RequestInfo {
-    pub(crate) fn unknown(remote_addr: SocketAddr) -> Self {
-        RequestInfo {
-            uri: Uri::default(),
-            headers: HeaderMap::new(),
-            remote_addr,
-        }
-    }
-}
+use crate::upgrade::UpgradeRequest;
 
 /// A client's handshake, handed to the [`on_handshake`](crate::Server::on_handshake) handler.
 ///
@@ -69,11 +52,11 @@ pub struct Handshake {
     id: RawId,
     /// The payload's raw JSON text (validated); `None` for none or `null`.
     payload: Option<Box<str>>,
-    request: RequestInfo,
+    request: UpgradeRequest,
 }
 
 impl Handshake {
-    pub(crate) fn new(id: RawId, payload: Option<Box<str>>, request: RequestInfo) -> Self {
+    pub(crate) fn new(id: RawId, payload: Option<Box<str>>, request: UpgradeRequest) -> Self {
         Handshake {
             id,
             payload,
@@ -91,24 +74,33 @@ impl Handshake {
         serde_json::from_str(raw).map_err(Error::InvalidJson)
     }
 
+    /// The HTTP request the connection was upgraded from: path, query, headers, the peer's
+    /// address, the request's extensions. The same whichever way the connection came in
+    /// (the built-in listener, [`serve_connection`](crate::Server::serve_connection), hyper
+    /// or axum).
+    pub fn request(&self) -> &UpgradeRequest {
+        &self.request
+    }
+
     /// The path of the upgrade request (`/` when the client asked for the root).
     pub fn path(&self) -> &str {
-        self.request.uri.path()
+        self.request.path()
     }
 
     /// The query string of the upgrade request, without the `?`.
     pub fn query(&self) -> Option<&str> {
-        self.request.uri.query()
+        self.request.query()
     }
 
     /// The headers of the upgrade request.
     pub fn headers(&self) -> &HeaderMap {
-        &self.request.headers
+        self.request.headers()
     }
 
-    /// The client's socket address.
-    pub fn remote_addr(&self) -> SocketAddr {
-        self.request.remote_addr
+    /// The peer's socket address, if the transport has one. Behind a proxy, see
+    /// [`UpgradeRequest::client_ip`].
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.request.remote_addr()
     }
 
     /// Accepts the handshake. The client receives `{"id": <connection id>, "payload": payload}`.
@@ -141,8 +133,8 @@ impl fmt::Debug for Handshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handshake")
             .field("payload", &self.payload.as_deref())
-            .field("uri", &self.request.uri)
-            .field("remote_addr", &self.request.remote_addr)
+            .field("uri", self.request.uri())
+            .field("remote_addr", &self.request.remote_addr())
             .finish_non_exhaustive()
     }
 }

@@ -8,9 +8,9 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::connection::driver::DriverConfig;
 use crate::connection::router::Router;
 use crate::connection::ServerConnection;
-use crate::handshake::RequestInfo;
 use crate::protocol::{self, scan, RawId};
 use crate::server::Server;
+use crate::upgrade::UpgradeRequest;
 
 /// Decodes `text` (never panics) and checks the fast scanner against serde_json: wherever the
 /// scanner accepts a frame, serde_json reads it the same way — or, when the scanner left the
@@ -69,7 +69,7 @@ impl Dispatcher {
         let shared = server.shared();
         let conn = ServerConnection::new(
             shared.clone(),
-            RequestInfo::unknown(([127, 0, 0, 1], 0).into()),
+            UpgradeRequest::empty(Some(([127, 0, 0, 1], 0).into())),
         );
         conn.mark_connected();
         let cfg = DriverConfig {

@@ -66,7 +66,12 @@ mod handler;
 mod handshake;
 pub mod protocol;
 mod rooms;
+mod serve;
 mod server;
+pub mod upgrade;
+
+#[cfg(feature = "axum")]
+pub mod axum;
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -81,7 +86,8 @@ pub use error::{Error, Rejection};
 pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
 pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
-pub use server::{Serve, Server, ServerStatus};
+pub use serve::Serve;
+pub use server::{Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).
 pub use tokio_tungstenite::tungstenite::http;
 

@@ -1,22 +1,20 @@
 //! [`Server`]: the handler registry, the accept loop, connection lookup, broadcast and shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::Duration;
 
 use dashmap::DashMap;
 use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::http::Extensions;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::config::{ServerBuilder, ServerConfig};
 use crate::connection::clock::Instant;
@@ -25,17 +23,20 @@ use crate::connection::router::Router;
 use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
-use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
+use crate::handshake::{Handshake, HandshakeOutcome};
 use crate::protocol::{self, close_code};
 use crate::rooms::{BroadcastOperator, RoomRegistry};
+use crate::upgrade::{Deny, UpgradeRequest};
 
 type HandshakeHook =
     Arc<dyn Fn(ServerConnection, Handshake) -> BoxFuture<HandshakeOutcome> + Send + Sync>;
+type UpgradeFilter = Arc<dyn Fn(UpgradeRequest) -> BoxFuture<Result<(), Deny>> + Send + Sync>;
 type ConnectionHook = Arc<dyn Fn(ServerConnection) -> BoxFuture<()> + Send + Sync>;
 type DisconnectHook = Arc<dyn Fn(ServerConnection, CloseInfo) -> BoxFuture<()> + Send + Sync>;
 
 #[derive(Default)]
 pub(crate) struct Hooks {
+    pub on_upgrade: Option<UpgradeFilter>,
     pub on_handshake: Option<HandshakeHook>,
     pub on_connection: Option<ConnectionHook>,
     pub on_disconnect: Option<DisconnectHook>,
@@ -62,15 +63,35 @@ pub(crate) struct ServerShared {
     pub registry: DashMap<Arc<str>, ServerConnection>,
     pub rooms: RoomRegistry,
     status: AtomicU8,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub shutdown: CancellationToken,
     local_addr: Mutex<Option<SocketAddr>>,
     open: AtomicUsize,
+    /// The application's state, given to the builder: read-only from then on.
+    pub app_state: Extensions,
 }
 
 impl ServerShared {
     pub(crate) fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
         self.hooks.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `close` has begun: nothing new is accepted.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Connections are coming in (by any door): the server is listening, unless closing.
+    pub(crate) fn mark_serving(&self) {
+        let _ = self
+            .status
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The built-in listener is bound to `addr`.
+    pub(crate) fn listening_on(&self, addr: SocketAddr) {
+        *self.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
+        self.mark_serving();
     }
 }
 
@@ -100,7 +121,7 @@ impl Server {
         ServerBuilder::default()
     }
 
-    pub(crate) fn from_config(config: ServerConfig) -> Self {
+    pub(crate) fn from_config(config: ServerConfig, state: Extensions) -> Self {
         Server {
             shared: Arc::new(ServerShared {
                 config,
@@ -113,6 +134,7 @@ impl Server {
                 shutdown: CancellationToken::new(),
                 local_addr: Mutex::new(None),
                 open: AtomicUsize::new(0),
+                app_state: state,
             }),
         }
     }
@@ -121,7 +143,6 @@ impl Server {
         Server { shared }
     }
 
-    #[cfg(feature = "internals")]
     pub(crate) fn shared(&self) -> &Arc<ServerShared> {
         &self.shared
     }
@@ -129,6 +150,50 @@ impl Server {
     /// The server's settings.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+
+    /// The application state of type `T` given to [`ServerBuilder::app_state`], if any. Every
+    /// handler and hook reaches it through its connection
+    /// ([`ServerConnection::app_state`]), without globals.
+    pub fn app_state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.shared.app_state.get::<T>()
+    }
+
+    /// Sets the upgrade filter: an async hook that sees every WebSocket upgrade request
+    /// (method, path, query, headers, peer address: an [`UpgradeRequest`]) before any
+    /// WebSocket exists, and allows it (`Ok(())`) or denies it with an HTTP status and
+    /// body ([`Deny`]); a denied client gets that answer and nothing else, and costs no
+    /// connection slot once answered. It runs for every way in (the built-in listener,
+    /// [`serve_connection`](Self::serve_connection), [`handle_upgrade`](Self::handle_upgrade)),
+    /// after the WebSocket headers are checked, within the
+    /// [upgrade timeout](ServerBuilder::upgrade_timeout) (past it: 503); a panic answers 500
+    /// and is logged. See [`upgrade::TrustedProxies`](crate::upgrade::TrustedProxies) for
+    /// the client's address behind a proxy, and
+    /// [`upgrade::AllowedOrigins`](crate::upgrade::AllowedOrigins) for an `Origin`
+    /// allow-list.
+    ///
+    /// ```no_run
+    /// use roomwire::upgrade::{Deny, TrustedProxies, UpgradeRequest};
+    ///
+    /// let server = roomwire::Server::builder().build();
+    /// let proxies = TrustedProxies::loopback();
+    /// server.on_upgrade(move |req: UpgradeRequest| {
+    ///     let banned = req.client_ip(&proxies).is_none_or(|ip| ip.to_string() == "203.0.113.9");
+    ///     async move {
+    ///         if banned {
+    ///             return Err(Deny::forbidden("banned"));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// });
+    /// ```
+    pub fn on_upgrade<F, Fut>(&self, filter: F) -> &Self
+    where
+        F: Fn(UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Deny>> + Send + 'static,
+    {
+        self.set_hooks(|h| h.on_upgrade = Some(Arc::new(move |req| Box::pin(filter(req)))));
+        self
     }
 
     fn set_hooks(&self, f: impl FnOnce(&mut Hooks)) {
@@ -249,96 +314,6 @@ impl Server {
             }))
         });
         self
-    }
-
-    /// Binds `addr` and serves connections on it; `.await` the [`Serve`] it returns. See
-    /// [`serve`](Self::serve) for when it returns, and
-    /// [`Serve::with_graceful_shutdown`] to close on a signal such as Ctrl-C.
-    ///
-    /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
-    /// server
-    ///     .listen("127.0.0.1:8080")
-    ///     .with_graceful_shutdown(async {
-    ///         let _ = tokio::signal::ctrl_c().await;
-    ///     })
-    ///     .await
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] if the server
-    /// was closed before.
-    pub fn listen<A>(&self, addr: A) -> Serve
-    where
-        A: ToSocketAddrs + Send + 'static,
-    {
-        Serve {
-            server: self.clone(),
-            listener: Box::pin(async move { TcpListener::bind(addr).await }),
-            signal: None,
-        }
-    }
-
-    /// Serves connections from `listener`; `.await` the [`Serve`] it returns. Bind to port 0
-    /// and read [`local_addr`](Self::local_addr) to let the system choose a port.
-    ///
-    /// It returns once the server is closed — by [`close`](Self::close), or by the signal
-    /// given to [`Serve::with_graceful_shutdown`] — and the close has completed: every
-    /// connection has been closed (1001 "Server closing"), every `on_disconnect` hook has
-    /// run, and every handler has ended.
-    ///
-    /// # Errors
-    /// [`Error::ServerClosed`] if the server was closed before; [`Error::Io`] if the
-    /// listener has no address.
-    pub fn serve(&self, listener: TcpListener) -> Serve {
-        Serve {
-            server: self.clone(),
-            listener: Box::pin(std::future::ready(Ok(listener))),
-            signal: None,
-        }
-    }
-
-    async fn run(self, listener: TcpListener, signal: Option<BoxFuture<()>>) -> Result<(), Error> {
-        let shared = &self.shared;
-        // Held while the listener is open, so `close` returns only once the port is free.
-        // Taken before the check: a `close` that ran in between waits for it, or is seen.
-        let serving = shared.tracker.token();
-        if shared.shutdown.is_cancelled() {
-            return Err(Error::ServerClosed);
-        }
-        let local_addr = listener.local_addr()?;
-        *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(local_addr);
-        let _ = shared
-            .status
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
-        tracing::info!(%local_addr, "roomwire server listening");
-        let mut signal = signal;
-        loop {
-            tokio::select! {
-                () = shared.shutdown.cancelled() => break,
-                () = async { signal.as_mut().expect("guarded").await }, if signal.is_some() => {
-                    tracing::info!("shutdown signal received; closing the server");
-                    break;
-                }
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, addr)) => {
-                        let shared = shared.clone();
-                        shared.tracker.clone().spawn(run_connection(shared, stream, addr));
-                    }
-                    Err(e) => {
-                        // Out of file descriptors and the like: pause rather than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
-        drop(listener);
-        drop(serving);
-        // Whoever started the close, it is complete when this returns.
-        self.close().await;
-        Ok(())
     }
 
     /// The address the server listens on, once [`serve`](Self::serve) or
@@ -484,67 +459,12 @@ impl Server {
     }
 }
 
-/// A server serving a listener: `.await` it. Made by [`Server::listen`] and
-/// [`Server::serve`]; it resolves once the server is closed and the close has completed.
-#[must_use = "a Serve does nothing until it is awaited"]
-pub struct Serve {
-    server: Server,
-    listener: BoxFuture<std::io::Result<TcpListener>>,
-    signal: Option<BoxFuture<()>>,
-}
-
-impl Serve {
-    /// Closes the server gracefully when `signal` completes, as [`Server::close`] does:
-    /// every client gets a close frame with 1001 "Server closing", every `on_disconnect`
-    /// hook runs, and the `Serve` resolves once all of that is done.
-    ///
-    /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
-    /// let shutdown = async {
-    ///     tokio::signal::ctrl_c().await.expect("Ctrl-C handler");
-    /// };
-    /// server.listen("127.0.0.1:8080").with_graceful_shutdown(shutdown).await
-    /// # }
-    /// ```
-    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.signal = Some(Box::pin(signal));
-        self
-    }
-}
-
-impl IntoFuture for Serve {
-    type Output = Result<(), Error>;
-    type IntoFuture = BoxFuture<Result<(), Error>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            // A closed server binds nothing.
-            if self.server.shared.shutdown.is_cancelled() {
-                return Err(Error::ServerClosed);
-            }
-            let listener = self.listener.await?;
-            self.server.run(listener, self.signal).await
-        })
-    }
-}
-
-impl std::fmt::Debug for Serve {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Serve")
-            .field("server", &self.server)
-            .field("graceful_shutdown", &self.signal.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
 impl ServerBuilder {
     /// Builds the server. Register handlers on it, then [`listen`](Server::listen) or
     /// [`serve`](Server::serve).
     pub fn build(self) -> Server {
-        Server::from_config(self.into_config())
+        let (config, state) = self.into_parts();
+        Server::from_config(config, state)
     }
 }
 
@@ -559,41 +479,68 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Counts an open connection for as long as it lives.
-struct OpenSlot<'a>(&'a AtomicUsize);
+/// A connection slot: counted in [`Server::open_connections`] and against
+/// [`max_connections`](crate::ServerBuilder::max_connections) from the moment a socket is
+/// accepted (or an upgrade request arrives) until the connection ends, or until its
+/// request is answered without an upgrade ([`release`](Self::release)).
+pub(crate) struct OpenSlot {
+    shared: Arc<ServerShared>,
+    held: AtomicBool,
+    over_limit: bool,
+}
 
-impl Drop for OpenSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+impl OpenSlot {
+    pub(crate) fn take(shared: &Arc<ServerShared>) -> Arc<Self> {
+        let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
+        Arc::new(OpenSlot {
+            shared: shared.clone(),
+            held: AtomicBool::new(true),
+            over_limit: open > shared.config.max_connections,
+        })
+    }
+
+    /// Whether taking this slot went past `max_connections` (the request is refused).
+    pub(crate) fn over_limit(&self) -> bool {
+        self.over_limit
+    }
+
+    /// Gives the slot back (once).
+    pub(crate) fn release(&self) {
+        if self.held.swap(false, Ordering::AcqRel) {
+            self.shared.open.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
-/// One connection from accept to cleanup, in a span that names it (peer address, id).
-///
-/// An async block rather than an `async fn` (which keeps its arguments twice in its future),
-/// and the upgrade boxed (it runs once, and its future is larger than the rest of the
-/// connection's): every live connection's task is that much smaller.
-fn run_connection(
-    shared: Arc<ServerShared>,
-    stream: TcpStream,
-    remote_addr: SocketAddr,
-) -> impl Future<Output = ()> {
-    let span = tracing::info_span!("connection", peer = %remote_addr, id = tracing::field::Empty);
-    async move {
-        let open = shared.open.fetch_add(1, Ordering::AcqRel) + 1;
-        let _slot = OpenSlot(&shared.open);
-        let over_limit = open > shared.config.max_connections;
-        let Some((ws, request)) = Box::pin(upgrade(&shared, stream, remote_addr, over_limit)).await
-        else {
-            return;
-        };
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
 
+/// One upgraded connection, from its WebSocket to its teardown (in the span of its caller,
+/// which names it; the handshake adds the id).
+///
+/// A function returning an async block, not an `async fn` (which keeps its arguments twice
+/// in its future: the socket alone is over 300 bytes per connection).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run_websocket<S>(
+    shared: Arc<ServerShared>,
+    ws: WebSocketStream<S>,
+    request: UpgradeRequest,
+    slot: Arc<OpenSlot>,
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    async move {
+        let _slot = slot;
         let conn = ServerConnection::new(shared.clone(), request);
         // The span gets the id once the handshake settles it (`handshake::finish`); until
         // then the peer's address names the connection.
         tracing::info!("connection accepted");
         let teardown = Teardown::new(conn.clone());
-        if shared.shutdown.is_cancelled() {
+        if shared.is_closing() {
             conn.close(close_code::GOING_AWAY, "Server closing");
         }
         let cfg = DriverConfig {
@@ -624,7 +571,6 @@ fn run_connection(
         );
         teardown.run(info).await;
     }
-    .instrument(span)
 }
 
 /// The server side of a connection's teardown, on every path. [`run`](Self::run) is the
@@ -684,58 +630,4 @@ impl Drop for Teardown {
             );
         }
     }
-}
-
-/// The HTTP upgrade, within the upgrade timeout: the socket and what the request said, or
-/// `None` (refused past `max_connections`, failed, timed out, or the server is closing).
-async fn upgrade(
-    shared: &ServerShared,
-    stream: TcpStream,
-    remote_addr: SocketAddr,
-    over_limit: bool,
-) -> Option<(tokio_tungstenite::WebSocketStream<TcpStream>, RequestInfo)> {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-    }
-
-    let mut request = None;
-    // The error type is tungstenite's, not ours to shrink.
-    #[allow(clippy::result_large_err)]
-    let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        if over_limit {
-            let mut refusal =
-                ErrorResponse::new(Some("Too many connections; try again later".into()));
-            *refusal.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            return Err(refusal);
-        }
-        request = Some(RequestInfo {
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-            remote_addr,
-        });
-        Ok(resp)
-    };
-    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(shared.config.websocket()),
-    );
-    let ws = tokio::select! {
-        () = shared.shutdown.cancelled() => return None,
-        upgraded = tokio::time::timeout(shared.config.upgrade_timeout, upgrade) => match upgraded {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                tracing::debug!(%remote_addr, error = %e, "WebSocket upgrade failed");
-                return None;
-            }
-            Err(_) => {
-                tracing::debug!(%remote_addr, "WebSocket upgrade timed out");
-                return None;
-            }
-        },
-    };
-    Some((
-        ws,
-        request.unwrap_or_else(|| RequestInfo::unknown(remote_addr)),
-    ))
 }

@@ -232,7 +232,7 @@ async fn the_handshake_sees_path_query_headers_and_peer_address() {
                     hs.headers()
                         .get("host")
                         .map(|h| h.to_str().unwrap().to_owned()),
-                    hs.remote_addr().ip().to_string(),
+                    hs.remote_addr().expect("a TCP peer").ip().to_string(),
                 ))
                 .unwrap();
                 hs.resolve(())

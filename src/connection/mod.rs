@@ -27,10 +27,11 @@ use peer::Peer;
 
 use crate::error::Error;
 use crate::handler::BoxFuture;
-use crate::handshake::RequestInfo;
 use crate::protocol::RawId;
 use crate::rooms::BroadcastOperator;
 use crate::server::{Server, ServerShared};
+use crate::upgrade::UpgradeRequest;
+use tokio_tungstenite::tungstenite::http::Extensions;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,15 +85,17 @@ struct ConnectionInner {
     membership: Mutex<Membership>,
     state: AtomicU8,
     handshake_started: AtomicBool,
-    remote_addr: SocketAddr,
-    /// Until the handshake takes it. Boxed: a connected connection keeps 8 bytes, not ~220.
-    request: Mutex<Option<Box<RequestInfo>>>,
+    remote_addr: Option<SocketAddr>,
+    /// Until the handshake takes it (shared: a connected connection keeps nothing of it).
+    request: Mutex<Option<UpgradeRequest>>,
+    /// The application's data on this connection (see [`ServerConnection::set_data`]).
+    data: Mutex<Extensions>,
     server: Arc<ServerShared>,
 }
 
 impl ServerConnection {
     /// A new connection in the handshaking state, registered under a fresh random id.
-    pub(crate) fn new(server: Arc<ServerShared>, request: RequestInfo) -> Self {
+    pub(crate) fn new(server: Arc<ServerShared>, request: UpgradeRequest) -> Self {
         let peer = Peer::new(server.config.outbound_queue, server.config.response_timeout);
         let conn = ServerConnection {
             inner: Arc::new(ConnectionInner {
@@ -104,8 +107,9 @@ impl ServerConnection {
                 }),
                 state: AtomicU8::new(0),
                 handshake_started: AtomicBool::new(false),
-                remote_addr: request.remote_addr,
-                request: Mutex::new(Some(Box::new(request))),
+                remote_addr: request.remote_addr(),
+                request: Mutex::new(Some(request)),
+                data: Mutex::default(),
                 server,
             }),
         };
@@ -253,9 +257,67 @@ impl ServerConnection {
         ConnectionState::from_u8(self.inner.state.load(Ordering::Acquire))
     }
 
-    /// The peer's socket address.
-    pub fn remote_addr(&self) -> SocketAddr {
+    /// The peer's socket address; `None` when the transport has none (a Unix socket) or the
+    /// server was not told it. Behind a proxy this is the proxy's: see
+    /// [`UpgradeRequest::client_ip`](crate::upgrade::UpgradeRequest::client_ip).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.inner.remote_addr
+    }
+
+    /// The application state of type `T` given to
+    /// [`ServerBuilder::app_state`](crate::ServerBuilder::app_state), if any: shared by every
+    /// connection of the server.
+    ///
+    /// ```no_run
+    /// use roomwire::{Rejection, Server, ServerConnection};
+    ///
+    /// #[derive(Clone)]
+    /// struct Greeting(&'static str);
+    ///
+    /// let server = Server::builder().app_state(Greeting("hello")).build();
+    /// server.on_request("greet", |conn: ServerConnection, name: String| async move {
+    ///     let Some(Greeting(greeting)) = conn.app_state::<Greeting>() else {
+    ///         return Err(Rejection::new("Misconfigured", "no greeting"));
+    ///     };
+    ///     Ok(format!("{greeting}, {name}"))
+    /// });
+    /// ```
+    pub fn app_state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.server.app_state.get::<T>()
+    }
+
+    /// Attaches `value` to this connection, by its type (one value per type, as
+    /// [`http::Extensions`](crate::http::Extensions)), and returns the value it replaces.
+    /// Set it in the handshake handler (the user the token named, say); handlers, hooks and
+    /// `on_disconnect` read it with [`data`](Self::data). It lives as long as the
+    /// connection's handle.
+    ///
+    /// ```
+    /// # fn demo(conn: roomwire::ServerConnection) {
+    /// #[derive(Clone)]
+    /// struct User { name: String }
+    ///
+    /// conn.set_data(User { name: "alice".into() });
+    /// assert_eq!(conn.data::<User>().unwrap().name, "alice");
+    /// # }
+    /// ```
+    pub fn set_data<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.data_lock().insert(value)
+    }
+
+    /// A copy of the value of type `T` attached with [`set_data`](Self::set_data), if any.
+    /// For data that changes, attach an `Arc<Mutex<T>>` and lock it.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.data_lock().get::<T>().cloned()
+    }
+
+    /// Removes the value of type `T`, returning it.
+    pub fn remove_data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.data_lock().remove::<T>()
+    }
+
+    fn data_lock(&self) -> std::sync::MutexGuard<'_, Extensions> {
+        self.inner.data.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The server this connection belongs to.
@@ -411,13 +473,13 @@ impl ServerConnection {
     }
 
     /// The upgrade request, for the handshake (taken once).
-    pub(crate) fn take_request(&self) -> RequestInfo {
+    pub(crate) fn take_request(&self) -> UpgradeRequest {
         self.inner
             .request
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .map_or_else(|| RequestInfo::unknown(self.inner.remote_addr), |r| *r)
+            .unwrap_or_else(|| UpgradeRequest::empty(self.inner.remote_addr))
     }
 }
 
