@@ -165,6 +165,9 @@ impl Server {
         let (parts, _body) = request.into_parts();
         async move {
             let Some(on_upgrade) = on_upgrade else {
+                if let Err(not_websocket) = upgrade::accept_key(&parts) {
+                    return not_websocket;
+                }
                 tracing::error!("an upgrade request reached roomwire on an HTTP connection that cannot upgrade (hyper: serve it with `.with_upgrades()`)");
                 return upgrade::plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -190,7 +193,7 @@ impl Server {
                     let upgraded = match upgraded {
                         Ok(Ok(upgraded)) => upgraded,
                         Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "the HTTP server did not complete the upgrade");
+                            tracing::warn!(error = %e, "the HTTP server did not complete the upgrade (hyper: serve the connection with `.with_upgrades()`)");
                             return;
                         }
                         Err(_) => {

@@ -329,7 +329,7 @@ pub(crate) async fn decide(
 /// Checks that `parts` asks for a WebSocket (RFC 6455 §4.2.1); the `Sec-WebSocket-Accept`
 /// value, or the response that says what is missing.
 #[allow(clippy::result_large_err)] // the error is the response to send; it is sent at once
-fn accept_key(parts: &request::Parts) -> Result<String, Response<String>> {
+pub(crate) fn accept_key(parts: &request::Parts) -> Result<String, Response<String>> {
     let has_token = |name: header::HeaderName, token: &str| {
         parts.headers.get_all(name).iter().any(|v| {
             v.to_str()

@@ -77,8 +77,8 @@ pub async fn within<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 /// A raw protocol peer.
-pub struct Raw {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub struct Raw<S = MaybeTlsStream<TcpStream>> {
+    pub ws: WebSocketStream<S>,
 }
 
 impl Raw {
@@ -95,7 +95,12 @@ impl Raw {
 
     /// Connects and completes the handshake with `payload`; returns the response's `p`.
     pub async fn handshaked(addr: SocketAddr, payload: Value) -> (Raw, Value) {
-        let mut raw = Raw::connect(addr).await;
+        Self::handshaked_path(addr, "/", payload).await
+    }
+
+    /// [`handshaked`](Self::handshaked) on `path`.
+    pub async fn handshaked_path(addr: SocketAddr, path: &str, payload: Value) -> (Raw, Value) {
+        let mut raw = Raw::connect_path(addr, path).await;
         raw.send(json!({"n": "_h", "i": "hs01", "p": payload}))
             .await;
         let reply = raw.recv().await;
@@ -103,6 +108,13 @@ impl Raw {
         assert_eq!(reply["i"], "hs01");
         assert!(reply["e"].is_null(), "handshake rejected: {reply}");
         (raw, reply["p"].clone())
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Raw<S> {
+    /// A raw peer on a WebSocket the test opened itself (over any stream).
+    pub fn from_stream(ws: WebSocketStream<S>) -> Self {
+        Raw { ws }
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -201,4 +213,83 @@ pub async fn next_event<T>(
         }
     })
     .await
+}
+
+/// An HTTP response as a test reads it off the socket.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` (raw HTTP/1.1 bytes) to `addr` and reads the response until the server
+/// closes the socket (bounded by [`WAIT`]).
+pub async fn http(addr: SocketAddr, request: &str) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    within(socket.read_to_end(&mut raw)).await.unwrap();
+    parse_http(&raw)
+}
+
+/// Parses a whole HTTP/1.1 response (a `Content-Length` body, or everything to the end).
+pub fn parse_http(raw: &[u8]) -> HttpResponse {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A WebSocket upgrade request for `path` with `extra` header lines (each ending in `\r\n`).
+pub fn upgrade_request(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+/// Sends `request` and reads only the response's head (for a `101`, after which the socket
+/// stays open). The socket is returned with it.
+pub async fn http_head(addr: SocketAddr, request: &str) -> (HttpResponse, TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    while !raw.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let n = within(socket.read(&mut byte)).await.unwrap();
+        assert!(n == 1, "the socket ended inside the response head: {raw:?}");
+        raw.push(byte[0]);
+    }
+    (parse_http(&raw), socket)
 }
