@@ -519,11 +519,12 @@ impl Drop for OpenSlot {
 }
 
 /// One upgraded connection, from its WebSocket to its teardown (in the span of its caller,
-/// which names it; the handshake adds the id).
+/// which names it; the handshake adds the id). Call it where the socket is a local of the
+/// caller's future, not one of its arguments.
 ///
-/// A function returning an async block, not an `async fn` (which keeps its arguments twice
-/// in its future: the socket alone is over 300 bytes per connection).
-#[allow(clippy::manual_async_fn)]
+/// Not an async block: one would keep the socket twice, as its argument and inside the
+/// driver's future (over 300 bytes per connection). The driver's future is chained to the
+/// teardown instead, and runs in place.
 pub(crate) fn run_websocket<S>(
     shared: Arc<ServerShared>,
     ws: WebSocketStream<S>,
@@ -533,44 +534,43 @@ pub(crate) fn run_websocket<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    async move {
-        let _slot = slot;
-        let conn = ServerConnection::new(shared.clone(), request);
-        // The span gets the id once the handshake settles it (`handshake::finish`); until
-        // then the peer's address names the connection.
-        tracing::info!("connection accepted");
-        let teardown = Teardown::new(conn.clone());
-        if shared.is_closing() {
-            conn.close(close_code::GOING_AWAY, "Server closing");
-        }
-        let cfg = DriverConfig {
-            ping_interval: shared.config.ping_interval,
-            max_in_flight: shared.config.max_requests_in_flight,
-            max_name_len: shared.config.max_name_len,
-            max_id_len: shared.config.max_id_len,
-            close_timeout: shared.config.close_timeout,
-        };
-        let started = Instant::now();
-        let router = Router::new(conn.clone(), shared.handlers.clone(), cfg);
-        // User code runs under guards of its own; this one is for roomwire's.
-        let info = match AssertUnwindSafe(driver::drive(ws, router))
-            .catch_unwind()
-            .await
-        {
-            Ok(info) => info,
-            Err(_) => {
+    let conn = ServerConnection::new(shared.clone(), request);
+    // The span gets the id once the handshake settles it (`handshake::finish`); until
+    // then the peer's address names the connection.
+    tracing::info!("connection accepted");
+    let teardown = Teardown::new(conn.clone());
+    if shared.is_closing() {
+        conn.close(close_code::GOING_AWAY, "Server closing");
+    }
+    let cfg = DriverConfig {
+        ping_interval: shared.config.ping_interval,
+        max_in_flight: shared.config.max_requests_in_flight,
+        max_name_len: shared.config.max_name_len,
+        max_id_len: shared.config.max_id_len,
+        close_timeout: shared.config.close_timeout,
+    };
+    let started = Instant::now();
+    let router = Router::new(conn, shared.handlers.clone(), cfg);
+    // User code runs under guards of its own; this one is for roomwire's.
+    AssertUnwindSafe(driver::drive(ws, router))
+        .catch_unwind()
+        .then(move |ended| {
+            let info = ended.unwrap_or_else(|_| {
                 tracing::error!("the connection's driver panicked (a bug in roomwire: please report it); the connection is closed");
                 CloseInfo::new(close_code::INTERNAL_SERVER_ERROR, "Internal server error")
+            });
+            tracing::info!(
+                code = info.code,
+                reason = %info.reason,
+                lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "connection closed"
+            );
+            async move {
+                teardown.run(info).await;
+                // The slot is given back once the connection is gone.
+                drop(slot);
             }
-        };
-        tracing::info!(
-            code = info.code,
-            reason = %info.reason,
-            lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "connection closed"
-        );
-        teardown.run(info).await;
-    }
+        })
 }
 
 /// The server side of a connection's teardown, on every path. [`run`](Self::run) is the
