@@ -109,6 +109,7 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let shared = self.shared().clone();
+        shared.mark_serving();
         // Taken now: `close` waits for the connection from here on.
         let token = shared.tracker.token();
         let slot = OpenSlot::take(&shared);
@@ -174,6 +175,7 @@ impl Server {
                     "this HTTP server cannot upgrade connections (hyper: serve the connection with `.with_upgrades()`)",
                 );
             };
+            shared.mark_serving();
             let slot = OpenSlot::take(&shared);
             let over_limit = slot.over_limit();
             let (response, request) =

@@ -315,6 +315,20 @@ async fn a_panicking_filter_answers_500_and_the_server_goes_on() {
 }
 
 #[tokio::test]
+async fn a_filter_that_panics_before_its_future_answers_500_too() {
+    let (_server, addr, _connected) = counting(Server::builder(), |s| {
+        s.on_upgrade(|req: UpgradeRequest| {
+            assert!(req.query() != Some("boom"), "the filter's closure blew up");
+            async { Ok(()) }
+        });
+    })
+    .await;
+    assert_eq!(http(addr, &upgrade_request("/?boom", "")).await.status, 500);
+    let (ok, _socket) = http_head(addr, &upgrade_request("/", "")).await;
+    assert_eq!(ok.status, 101);
+}
+
+#[tokio::test]
 async fn a_filter_that_never_answers_is_cut_off_by_the_upgrade_timeout() {
     let (server, addr, _connected) = counting(
         Server::builder().upgrade_timeout(Duration::from_millis(200)),

@@ -293,7 +293,8 @@ pub(crate) async fn decide(
     let request = UpgradeRequest::new(parts, remote_addr);
     let filter = shared.hooks().on_upgrade.clone();
     if let Some(filter) = filter {
-        let run = AssertUnwindSafe(filter(request.clone())).catch_unwind();
+        // The filter's call and its future, both under the guard.
+        let run = AssertUnwindSafe(async { filter(request.clone()).await }).catch_unwind();
         match tokio::time::timeout(shared.config.upgrade_timeout, run).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(deny))) => {
