@@ -98,7 +98,7 @@ async fn run() -> Result<(), roomwire::Error> {
     });
 
     server.on_disconnect(|conn: ServerConnection, info: CloseInfo| async move {
-        println!("{} disconnected ({} {})", conn.id(), info.code, info.reason);
+        println!("{} disconnected: {} {}", conn.id(), info.code, info.reason);
     });
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

@@ -54,7 +54,7 @@ pub enum Error {
         reason: String,
     },
     /// The connection's outbound queue is full: the peer does not read fast enough. The
-    /// connection is being closed with [`close_code::SLOW_CONSUMER`](crate::protocol::close_code::SLOW_CONSUMER).
+    /// connection is being closed with [`CloseCode::SLOW_CONSUMER`](crate::CloseCode::SLOW_CONSUMER).
     #[error("the connection's outbound queue is full (the peer does not read); it is being closed with code 4210")]
     QueueFull,
     /// A ping went unanswered.

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
 use crate::error::{Error, Rejection};
 use crate::handler::BoxFuture;
-use crate::protocol::{self, close_code, RawId};
+use crate::protocol::{self, CloseCode, RawId};
 
 /// The facts of the HTTP upgrade request a connection arrived with.
 #[derive(Debug, Clone)]
@@ -243,7 +243,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
                 .peer()
                 .queue(protocol::encode_reject(&request_id, &rejection));
             conn.peer()
-                .close(close_code::HANDSHAKE_REJECTED, "Handshake rejected");
+                .close(CloseCode::HANDSHAKE_REJECTED, "Handshake rejected");
             return HandshakeEnd::NotAccepted;
         }
     };

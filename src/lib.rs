@@ -13,7 +13,7 @@
 //!   [`BroadcastOperator`] that emits to their members or awaits every member's reply.
 //! - [`client::Client`] (feature `client`, on by default): the Rust client, with reconnects.
 //! - [`Error`] and [`Rejection`]: what can go wrong, and the error object on the wire.
-//! - [`protocol::close_code`]: every close code roomwire sends.
+//! - [`CloseCode`]: a WebSocket close code, with a constant for every code roomwire sends.
 //! - [`ServerBuilder`]: every limit and timeout, each with its documented default.
 //!
 //! ## Quick start
@@ -80,6 +80,7 @@ pub use connection::{CloseInfo, ConnectionState, ServerConnection};
 pub use error::{Error, Rejection};
 pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
+pub use protocol::CloseCode;
 pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
 pub use server::{Serve, Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).

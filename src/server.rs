@@ -26,7 +26,7 @@ use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
 use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
-use crate::protocol::{self, close_code};
+use crate::protocol::{self, CloseCode};
 use crate::rooms::{BroadcastOperator, RoomRegistry};
 
 type HandshakeHook =
@@ -213,8 +213,7 @@ impl Server {
     ///
     /// Like a handler it ends with its connection: still running when the connection closes,
     /// it is dropped. A panic is logged with the connection's id and closes the connection
-    /// with [`close_code::INTERNAL_SERVER_ERROR`](crate::protocol::close_code::INTERNAL_SERVER_ERROR)
-    /// (1011).
+    /// with [`CloseCode::INTERNAL_SERVER_ERROR`] (1011).
     pub fn on_connection<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection) -> Fut + Send + Sync + 'static,
@@ -451,12 +450,12 @@ impl Server {
     }
 
     /// Closes `room` and disconnects its members with
-    /// [`close_code::ROOM_CLOSED`](crate::protocol::close_code::ROOM_CLOSED) (4211)
+    /// [`CloseCode::ROOM_CLOSED`] (4211)
     /// "Room closed". Returns how many members it had.
     pub fn disconnect_room(&self, room: &str) -> usize {
         let members = self.close_room(room);
         for member in &members {
-            member.close(close_code::ROOM_CLOSED, "Room closed");
+            member.close(CloseCode::ROOM_CLOSED, "Room closed");
         }
         members.len()
     }
@@ -476,7 +475,7 @@ impl Server {
             });
         shared.shutdown.cancel();
         for conn in shared.registry.iter() {
-            conn.close(close_code::GOING_AWAY, "Server closing");
+            conn.close(CloseCode::GOING_AWAY, "Server closing");
         }
         shared.tracker.close();
         shared.tracker.wait().await;
@@ -594,7 +593,7 @@ fn run_connection(
         tracing::info!("connection accepted");
         let teardown = Teardown::new(conn.clone());
         if shared.shutdown.is_cancelled() {
-            conn.close(close_code::GOING_AWAY, "Server closing");
+            conn.close(CloseCode::GOING_AWAY, "Server closing");
         }
         let cfg = DriverConfig {
             ping_interval: shared.config.ping_interval,
@@ -613,11 +612,11 @@ fn run_connection(
             Ok(info) => info,
             Err(_) => {
                 tracing::error!("the connection's driver panicked (a bug in roomwire: please report it); the connection is closed");
-                CloseInfo::new(close_code::INTERNAL_SERVER_ERROR, "Internal server error")
+                CloseInfo::new(CloseCode::INTERNAL_SERVER_ERROR, "Internal server error")
             }
         };
         tracing::info!(
-            code = info.code,
+            code = info.code.as_u16(),
             reason = %info.reason,
             lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "connection closed"

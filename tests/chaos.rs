@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{eventually, start_handing_out, within};
 use roomwire::client::Client;
-use roomwire::{Error, Rejection, Server, ServerConnection};
+use roomwire::{CloseCode, Error, Rejection, Server, ServerConnection};
 
 const CLIENTS: usize = 24;
 const CALLS: usize = 60;
@@ -152,7 +152,7 @@ async fn calls_end_definitely_and_nothing_leaks_while_connections_die() {
                     clients[i].close().await;
                 } else {
                     let target = seen.lock().unwrap()[i].clone();
-                    target.close(4000, "chaos");
+                    target.close(CloseCode::from(4000), "chaos");
                 }
             }
         }));

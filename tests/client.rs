@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{next_event, report_disconnects, start, start_with, url, within};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{CloseCode, Error, Handshake, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
@@ -174,7 +174,7 @@ async fn disconnect_rejects_what_the_client_has_pending() {
     // The request has reached the server once the server counts its handler running…
     // there is no such counter, so wait until the client has it pending.
     common::eventually("request pending", || client.pending_requests() == 1).await;
-    conn.close(4000, "kicked");
+    conn.close(CloseCode::from(4000), "kicked");
     assert!(matches!(
         within(waiting).await.unwrap(),
         Err(Error::Disconnected)
@@ -186,7 +186,7 @@ async fn disconnect_rejects_what_the_client_has_pending() {
     .await;
     assert_eq!(
         (info.code, info.reason.as_str(), reconnecting),
-        (4000, "kicked", false)
+        (CloseCode::from(4000), "kicked", false)
     );
     next_event(&mut events, |e| {
         matches!(e, ClientEvent::Closed).then_some(())
@@ -212,7 +212,7 @@ async fn the_client_reconnects_after_the_server_restarts() {
         _ => None,
     })
     .await;
-    assert_eq!((info.code, reconnecting), (1001, true));
+    assert_eq!((info.code, reconnecting), (CloseCode::GOING_AWAY, true));
     assert!(matches!(
         client.send::<_, i64>("add", &(1, 1)).await,
         Err(Error::Disconnected)
@@ -254,7 +254,7 @@ async fn the_client_never_reconnects_after_its_handshake_was_rejected() {
             let kick = kicker.clone();
             async move {
                 kick.notified().await;
-                c.close(4000, "kicked");
+                c.close(CloseCode::from(4000), "kicked");
             }
         });
     })
@@ -291,7 +291,10 @@ async fn closing_the_client_is_a_normal_close_for_the_server() {
     let client = Client::builder(url(addr)).connect().await.unwrap();
     client.close().await;
     let (_, info) = within(rx.recv()).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "Client closed")
+    );
 }
 
 #[tokio::test]
@@ -321,7 +324,10 @@ async fn dropping_every_client_handle_closes_the_connection() {
     );
     drop(clone);
     let (_, info) = within(rx.recv()).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "Client closed")
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use common::{
 };
 use futures_util::{SinkExt, StreamExt};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{CloseCode, CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Semaphore};
@@ -611,7 +611,10 @@ async fn on_connection_does_not_take_a_request_slot() {
 }
 
 /// Waits for the client's `Disconnected` event, then for it to be closed for good.
-async fn closed_for_good(client: &Client, events: &mut broadcast::Receiver<ClientEvent>) -> u16 {
+async fn closed_for_good(
+    client: &Client,
+    events: &mut broadcast::Receiver<ClientEvent>,
+) -> CloseCode {
     let (info, reconnecting) = next_event(events, |e| match e {
         ClientEvent::Disconnected { info, reconnecting } => Some((info.clone(), *reconnecting)),
         _ => None,
@@ -642,7 +645,10 @@ async fn the_client_does_not_reconnect_after_its_room_is_disconnected_4211() {
     let mut events = client.events();
     within(joined.recv()).await.unwrap();
     assert_eq!(server.disconnect_room("lobby"), 1);
-    assert_eq!(closed_for_good(&client, &mut events).await, 4211);
+    assert_eq!(
+        closed_for_good(&client, &mut events).await,
+        CloseCode::ROOM_CLOSED
+    );
 }
 
 #[tokio::test]
@@ -655,8 +661,14 @@ async fn the_client_does_not_reconnect_after_a_slow_consumer_close_4210() {
         .unwrap();
     let mut events = client.events();
     let conn = within(conns.recv()).await.unwrap();
-    conn.close(4210, "Slow consumer: outbound queue full");
-    assert_eq!(closed_for_good(&client, &mut events).await, 4210);
+    conn.close(
+        CloseCode::SLOW_CONSUMER,
+        "Slow consumer: outbound queue full",
+    );
+    assert_eq!(
+        closed_for_good(&client, &mut events).await,
+        CloseCode::SLOW_CONSUMER
+    );
 }
 
 #[tokio::test]

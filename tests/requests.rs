@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_handing_out, start_with, within, Raw};
-use roomwire::{CloseInfo, Error, Rejection, Server, ServerConnection};
+use roomwire::{CloseCode, CloseInfo, Error, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
@@ -367,7 +367,10 @@ async fn disconnect_rejects_everything_pending() {
         assert!(matches!(within(w).await.unwrap(), Err(Error::Disconnected)));
     }
     let (info, pending) = within(closed_rx).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "bye"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "bye")
+    );
     assert_eq!(pending, 0);
     assert!(matches!(
         conn.send::<_, Value>("q", &()).await,
@@ -387,7 +390,7 @@ async fn send_without_response_has_no_id_and_close_uses_the_given_code() {
     conn.send_without_response("news", &json!({"x": 1}))
         .unwrap();
     assert_eq!(raw.recv().await, json!({"n": "news", "p": {"x": 1}}));
-    conn.close(4242, "go away");
+    conn.close(CloseCode::from(4242), "go away");
     let (code, reason, _) = raw.recv_close().await;
     assert_eq!((code, reason.as_str()), (4242, "go away"));
 }
@@ -421,7 +424,7 @@ async fn a_close_code_not_allowed_on_the_wire_is_sent_as_1000() {
     let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
-    conn.close(1006, "not a sendable code");
+    conn.close(CloseCode::ABNORMAL, "not a sendable code");
     let (code, reason, _) = raw.recv_close().await;
     assert_eq!((code, reason.as_str()), (1000, "not a sendable code"));
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, report_disconnects, start, start_handing_out, start_with, within, Raw};
-use roomwire::{Error, Server, ServerConnection, ServerStatus};
+use roomwire::{CloseCode, Error, Server, ServerConnection, ServerStatus};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -274,7 +274,7 @@ async fn the_longest_durations_mean_never_rather_than_a_panic() {
     let all = all.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(*all[0].result.as_ref().unwrap(), 3);
-    conn.close(4000, "done");
+    conn.close(CloseCode::from(4000), "done");
     let (code, _, _) = raw.recv_close().await;
     assert_eq!(code, 4000);
     let (_, info) = within(closed.recv()).await.unwrap();

@@ -42,7 +42,7 @@ use crate::connection::router::Router;
 use crate::connection::{CloseInfo, Endpoint, HandshakeEnd};
 use crate::error::{Error, Rejection};
 use crate::handler::{BoxFuture, Handlers, TypedHandler};
-use crate::protocol::{self, close_code, names, RawId};
+use crate::protocol::{self, names, CloseCode, RawId};
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,7 +430,7 @@ impl Client {
     pub async fn close(&self) {
         self.inner.stop.cancel();
         if let Ok(peer) = self.peer() {
-            peer.close(close_code::NORMAL, "Client closed");
+            peer.close(CloseCode::NORMAL, "Client closed");
         }
         let mut state = self.inner.state.subscribe();
         let _ = state.wait_for(|s| *s == ClientState::Closed).await;
@@ -500,7 +500,7 @@ impl ClientInner {
         let accepted = match reply {
             Ok(payload) => payload.deserialize::<Accepted>().map_err(|e| {
                 (
-                    close_code::HANDSHAKE_FAILED,
+                    CloseCode::HANDSHAKE_FAILED,
                     "Handshake failed, unexpected handshake response.",
                     Error::HandshakeFailed(format!(
                         "expected {{\"id\": string, \"payload\": any}}: {e}"
@@ -508,16 +508,16 @@ impl ClientInner {
                 )
             }),
             Err(Error::Rejected(rejection)) => Err((
-                close_code::HANDSHAKE_REJECTED,
+                CloseCode::HANDSHAKE_REJECTED,
                 "Handshake rejected",
                 Error::HandshakeRejected(rejection),
             )),
             Err(e @ Error::Timeout { .. }) => Err((
-                close_code::HANDSHAKE_FAILED,
+                CloseCode::HANDSHAKE_FAILED,
                 "Handshake failed, request timeout.",
                 e,
             )),
-            Err(e) => Err((close_code::HANDSHAKE_FAILED, "Handshake failed", e)),
+            Err(e) => Err((CloseCode::HANDSHAKE_FAILED, "Handshake failed", e)),
         };
         let accepted = match accepted {
             Ok(accepted) => accepted,
@@ -555,12 +555,12 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
         let info = tokio::select! {
             info = &mut socket.driver => info,
             () = stop.cancelled() => {
-                socket.peer.close(close_code::NORMAL, "Client closed");
+                socket.peer.close(CloseCode::NORMAL, "Client closed");
                 (&mut socket.driver).await
             }
         }
         .unwrap_or_else(|_| CloseInfo {
-            code: close_code::INTERNAL_ERROR,
+            code: CloseCode::INTERNAL_ERROR,
             reason: "connection task failed".into(),
         });
         *client.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -618,8 +618,8 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
 /// back: it closed the client's room (4211) or found it too slow to read (4210).
 /// Reconnecting would only repeat it. (A rejected handshake, 4203, ends reconnecting too:
 /// see [`supervise`].) The client's own 4210 (its queue full) is not final.
-fn final_close(code: u16) -> bool {
-    matches!(code, close_code::SLOW_CONSUMER | close_code::ROOM_CLOSED)
+fn final_close(code: CloseCode) -> bool {
+    matches!(code, CloseCode::SLOW_CONSUMER | CloseCode::ROOM_CLOSED)
 }
 
 fn finish(client: &ClientInner) {

@@ -20,15 +20,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use close::truncate_reason;
 pub use close::CloseInfo;
-pub(crate) use close::{sendable_close_code, truncate_reason};
 pub(crate) use driver::{Endpoint, HandshakeEnd};
 use peer::Peer;
 
 use crate::error::Error;
 use crate::handler::BoxFuture;
 use crate::handshake::RequestInfo;
-use crate::protocol::RawId;
+use crate::protocol::{CloseCode, RawId};
 use crate::rooms::BroadcastOperator;
 use crate::server::{Server, ServerShared};
 
@@ -333,18 +333,25 @@ impl ServerConnection {
     /// nothing sees the close frame only if it reads within that time). Then the
     /// `on_disconnect` hook runs. Closing twice does nothing.
     ///
-    /// `code` should be one a close frame may carry: 1000–1003, 1007–1014 or 3000–4999
-    /// (roomwire's own are in [`close_code`](crate::protocol::close_code)); any other is
+    /// `code` should be one a close frame may carry ([`CloseCode::is_sendable`]: 1000–1003,
+    /// 1007–1014 or 3000–4999; roomwire's own are [`CloseCode`]'s constants); any other is
     /// sent as 1000 and logged.
-    pub fn close(&self, code: u16, reason: &str) {
-        let code = if sendable_close_code(code) {
+    ///
+    /// ```no_run
+    /// # fn demo(conn: roomwire::ServerConnection) {
+    /// use roomwire::CloseCode;
+    /// conn.close(CloseCode::from(4000), "kicked");
+    /// # }
+    /// ```
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let code = if code.is_sendable() {
             code
         } else {
             tracing::warn!(
-                code,
+                code = code.as_u16(),
                 "close code not allowed on the wire; sending 1000 instead"
             );
-            crate::protocol::close_code::NORMAL
+            CloseCode::NORMAL
         };
         self.inner.peer.close(code, truncate_reason(reason));
     }
@@ -356,10 +363,9 @@ impl ServerConnection {
             hook,
             "the {hook} hook panicked; closing the connection with 1011"
         );
-        self.inner.peer.close(
-            crate::protocol::close_code::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-        );
+        self.inner
+            .peer
+            .close(CloseCode::INTERNAL_SERVER_ERROR, "Internal server error");
     }
 
     /// How many malformed frames the client has sent (each was dropped; the connection

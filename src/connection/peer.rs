@@ -25,7 +25,7 @@ use super::close::CloseInfo;
 use super::pending::{next_request_id, PendingReplies};
 use super::wake::DriverWake;
 use crate::error::Error;
-use crate::protocol::{self, close_code, names, Payload};
+use crate::protocol::{self, names, CloseCode, Payload};
 
 /// What waits for the driver: frames to write, and a close to perform.
 #[derive(Debug, Default)]
@@ -98,7 +98,7 @@ impl Peer {
             }
         }
         if self.close(
-            close_code::SLOW_CONSUMER,
+            CloseCode::SLOW_CONSUMER,
             "Slow consumer: outbound queue full",
         ) {
             tracing::warn!(
@@ -243,7 +243,7 @@ impl Peer {
 
     /// Asks the driver to close the socket with `code` and `reason`. The first request wins;
     /// later ones (and requests after the socket closed) do nothing. Whether this one counted.
-    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) -> bool {
         {
             let mut out = self.outbound();
             if out.close.is_some() || out.done {
