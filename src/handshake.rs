@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
 use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
-use crate::error::{Error, Rejection};
+use crate::error::{DecodeError, Rejection};
 use crate::handler::BoxFuture;
 use crate::protocol::{self, CloseCode, RawId};
 
@@ -85,10 +85,10 @@ impl Handshake {
     /// has sent `null` (so `Option<T>` accepts both).
     ///
     /// # Errors
-    /// [`Error::InvalidJson`], saying how the payload differs from `T`.
-    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    /// [`DecodeError`], saying how the payload differs from `T`.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         let raw = self.payload.as_deref().unwrap_or("null");
-        serde_json::from_str(raw).map_err(Error::InvalidJson)
+        serde_json::from_str(raw).map_err(DecodeError::new)
     }
 
     /// The path of the upgrade request (`/` when the client asked for the root).

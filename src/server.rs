@@ -23,7 +23,7 @@ use crate::connection::clock::Instant;
 use crate::connection::driver::{self, DriverConfig};
 use crate::connection::router::Router;
 use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
-use crate::error::{Error, Rejection};
+use crate::error::{EncodeError, Rejection, ServeError};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
 use crate::handshake::{Handshake, HandshakeOutcome, RequestInfo};
 use crate::protocol::{self, CloseCode};
@@ -160,10 +160,10 @@ impl Server {
     ///
     /// The payload is deserialized into `Req` (one that does not fit is answered with an
     /// `InvalidPayload` error). `Ok` resolves the request with its value; `Err` rejects it
-    /// with the [`Rejection`] it converts into (any [`Error`] does, so `?` works). For a
-    /// fire-and-forget message the result is dropped. A panic — in the closure, its future,
-    /// the result's serialization or the error's conversion — answers the request with
-    /// `InternalError` (and is logged); the connection stays open.
+    /// with the [`Rejection`] it converts into (every roomwire error does, so `?` works on
+    /// roomwire calls). For a fire-and-forget message the result is dropped. A panic — in
+    /// the closure, its future, the result's serialization or the error's conversion —
+    /// answers the request with `InternalError` (and is logged); the connection stays open.
     /// Requests on one connection run concurrently, up to
     /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight). What a handler
     /// sends its own connection while it runs reaches the peer before its response.
@@ -232,9 +232,9 @@ impl Server {
     /// Sets the hook that runs when a connected connection (one whose handshake was
     /// accepted) has closed, for any reason, with the close code and reason (1006 when the
     /// peer's socket dropped without a close frame). By then everything the connection had
-    /// pending has been rejected with [`Error::Disconnected`] and its handlers have been
-    /// dropped; its rooms are still visible to the hook, and it leaves them and frees its id
-    /// once the hook returns. A panic in the hook is logged; the teardown goes on.
+    /// pending has been rejected with [`SendError::Disconnected`](crate::SendError::Disconnected)
+    /// and its handlers have been dropped; its rooms are still visible to the hook, and it
+    /// leaves them and frees its id once the hook returns. A panic in the hook is logged; the teardown goes on.
     pub fn on_disconnect<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection, CloseInfo) -> Fut + Send + Sync + 'static,
@@ -255,7 +255,7 @@ impl Server {
     /// [`Serve::with_graceful_shutdown`] to close on a signal such as Ctrl-C.
     ///
     /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::ServeError> {
     /// server
     ///     .listen("127.0.0.1:8080")
     ///     .with_graceful_shutdown(async {
@@ -266,8 +266,8 @@ impl Server {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] if the server
-    /// was closed before.
+    /// [`ServeError::Io`] if the address cannot be bound, [`ServeError::Closed`] if the
+    /// server was closed before.
     pub fn listen<A>(&self, addr: A) -> Serve
     where
         A: ToSocketAddrs + Send + 'static,
@@ -288,7 +288,7 @@ impl Server {
     /// run, and every handler has ended.
     ///
     /// # Errors
-    /// [`Error::ServerClosed`] if the server was closed before; [`Error::Io`] if the
+    /// [`ServeError::Closed`] if the server was closed before; [`ServeError::Io`] if the
     /// listener has no address.
     pub fn serve(&self, listener: TcpListener) -> Serve {
         Serve {
@@ -298,13 +298,17 @@ impl Server {
         }
     }
 
-    async fn run(self, listener: TcpListener, signal: Option<BoxFuture<()>>) -> Result<(), Error> {
+    async fn run(
+        self,
+        listener: TcpListener,
+        signal: Option<BoxFuture<()>>,
+    ) -> Result<(), ServeError> {
         let shared = &self.shared;
         // Held while the listener is open, so `close` returns only once the port is free.
         // Taken before the check: a `close` that ran in between waits for it, or is seen.
         let serving = shared.tracker.token();
         if shared.shutdown.is_cancelled() {
-            return Err(Error::ServerClosed);
+            return Err(ServeError::Closed);
         }
         let local_addr = listener.local_addr()?;
         *shared.local_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(local_addr);
@@ -389,13 +393,13 @@ impl Server {
     /// queue is full is closed as a slow consumer instead.
     ///
     /// # Errors
-    /// [`Error::Encode`] if the payload cannot be serialized.
+    /// [`EncodeError`] if the payload cannot be serialized (then nothing was sent).
     pub fn broadcast<T: Serialize + ?Sized>(
         &self,
         name: &str,
         payload: &T,
-    ) -> Result<usize, Error> {
-        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
+    ) -> Result<usize, EncodeError> {
+        let frame = protocol::encode_message(name, payload, None).map_err(EncodeError::new)?;
         let mut sent = 0;
         for conn in self.shared.registry.iter() {
             if conn.state() == ConnectionState::Connected
@@ -462,10 +466,10 @@ impl Server {
 
     /// Closes the server: stops accepting, closes every connection with 1001 "Server
     /// closing" (what is already queued goes out first), rejects everything pending with
-    /// [`Error::Disconnected`], and returns once every connection task has ended: its
-    /// handlers dropped, its `on_disconnect` hook run. A peer that never answers the close
-    /// frame is dropped after the [close timeout](ServerBuilder::close_timeout), so this
-    /// takes at most about that long. Calling it again waits the same way.
+    /// [`SendError::Disconnected`](crate::SendError::Disconnected), and returns once every
+    /// connection task has ended: its handlers dropped, its `on_disconnect` hook run. A peer
+    /// that never answers the close frame is dropped after the
+    /// [close timeout](ServerBuilder::close_timeout), so this takes at most about that long. Calling it again waits the same way.
     pub async fn close(&self) {
         let shared = &self.shared;
         let _ = shared
@@ -498,7 +502,7 @@ impl Serve {
     /// hook runs, and the `Serve` resolves once all of that is done.
     ///
     /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::ServeError> {
     /// let shutdown = async {
     ///     tokio::signal::ctrl_c().await.expect("Ctrl-C handler");
     /// };
@@ -515,14 +519,14 @@ impl Serve {
 }
 
 impl IntoFuture for Serve {
-    type Output = Result<(), Error>;
-    type IntoFuture = BoxFuture<Result<(), Error>>;
+    type Output = Result<(), ServeError>;
+    type IntoFuture = BoxFuture<Result<(), ServeError>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             // A closed server binds nothing.
             if self.server.shared.shutdown.is_cancelled() {
-                return Err(Error::ServerClosed);
+                return Err(ServeError::Closed);
             }
             let listener = self.listener.await?;
             self.server.run(listener, self.signal).await

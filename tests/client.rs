@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{next_event, report_disconnects, start, start_with, url, within};
-use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{CloseCode, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::client::{Backoff, Client, ClientEvent, ClientState, ConnectError};
+use roomwire::{CloseCode, Handshake, Rejection, SendError, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
@@ -53,18 +53,18 @@ async fn connects_with_a_payload_and_makes_requests() {
     assert_eq!(client.state(), ClientState::Connected);
     assert_eq!(client.send::<_, i64>("add", &(20, 22)).await.unwrap(), 42);
     match client.send::<_, Value>("fail", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "Nope"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "Nope"),
         other => panic!("expected a rejection, got {other:?}"),
     }
     match client.send::<_, Value>("missing", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
         other => panic!("expected NoHandler, got {other:?}"),
     }
     match client
         .send_timeout::<_, Value>("never", &(), Duration::from_millis(100))
         .await
     {
-        Err(Error::Timeout { name, .. }) => assert_eq!(name, "never"),
+        Err(SendError::Timeout { name, .. }) => assert_eq!(name, "never"),
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(client.pending_requests(), 0);
@@ -73,7 +73,7 @@ async fn connects_with_a_payload_and_makes_requests() {
     assert_eq!(client.state(), ClientState::Closed);
     assert!(matches!(
         client.send::<_, i64>("add", &(1, 2)).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
 }
 
@@ -81,7 +81,7 @@ async fn connects_with_a_payload_and_makes_requests() {
 async fn a_rejected_handshake_fails_connect_with_the_servers_error() {
     let (_server, addr) = start_with(Server::builder(), app).await;
     match Client::builder(url(addr)).connect().await {
-        Err(Error::HandshakeRejected(r)) => {
+        Err(ConnectError::HandshakeRejected(r)) => {
             assert_eq!((r.name(), r.message()), ("BadRequest", "name missing"))
         }
         other => panic!("expected a rejection, got {other:?}"),
@@ -95,7 +95,7 @@ async fn connecting_to_nothing_fails_with_a_websocket_error() {
     drop(listener);
     assert!(matches!(
         Client::builder(url(addr)).connect().await,
-        Err(Error::WebSocket(_))
+        Err(ConnectError::WebSocket(_))
     ));
 }
 
@@ -132,13 +132,13 @@ async fn the_client_answers_server_requests_and_receives_messages() {
     let conn = within(conns.recv()).await.unwrap();
     assert_eq!(conn.send::<_, i64>("double", &21).await.unwrap(), 42);
     match conn.send::<_, Value>("refuse", &()).await {
-        Err(Error::Rejected(r)) => {
+        Err(SendError::Rejected(r)) => {
             assert_eq!((r.name(), r.message()), ("Refused", "client says no"))
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
     match conn.send::<_, Value>("unknown", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
         other => panic!("expected NoHandler, got {other:?}"),
     }
     conn.send_without_response("note", "hi").unwrap();
@@ -177,7 +177,7 @@ async fn disconnect_rejects_what_the_client_has_pending() {
     conn.close(CloseCode::from(4000), "kicked");
     assert!(matches!(
         within(waiting).await.unwrap(),
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     let (info, reconnecting) = next_event(&mut events, |e| match e {
         ClientEvent::Disconnected { info, reconnecting } => Some((info.clone(), *reconnecting)),
@@ -215,7 +215,7 @@ async fn the_client_reconnects_after_the_server_restarts() {
     assert_eq!((info.code, reconnecting), (CloseCode::GOING_AWAY, true));
     assert!(matches!(
         client.send::<_, i64>("add", &(1, 1)).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     // A new server on the same address.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();

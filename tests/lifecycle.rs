@@ -14,7 +14,9 @@ use common::{
 };
 use futures_util::{SinkExt, StreamExt};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{CloseCode, CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{
+    CloseCode, CloseInfo, Handshake, Rejection, SendError, ServeError, Server, ServerConnection,
+};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Semaphore};
@@ -352,13 +354,16 @@ async fn handlers_still_running_are_dropped_before_on_disconnect_runs() {
 /// Awaits `request`, which must time out after its 5 s of tokio's (paused) clock and take
 /// well under 2 s of the wall clock.
 async fn times_out_on_tokios_clock<T: std::fmt::Debug>(
-    request: impl std::future::Future<Output = Result<T, Error>>,
+    request: impl std::future::Future<Output = Result<T, SendError>>,
 ) {
     let (virt, wall) = (tokio::time::Instant::now(), std::time::Instant::now());
     let result = tokio::time::timeout(Duration::from_secs(60), request)
         .await
         .expect("the 5 s request never timed out (60 s of tokio time)");
-    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(SendError::Timeout { .. })),
+        "{result:?}"
+    );
     assert!(
         virt.elapsed() >= Duration::from_secs(5),
         "{:?}",
@@ -790,7 +795,7 @@ async fn a_shutdown_signal_closes_every_client_with_1001_before_serve_returns() 
         server
             .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await,
-        Err(Error::ServerClosed)
+        Err(ServeError::Closed)
     ));
 }
 

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{report_disconnects, start, start_handing_out, start_with, within, Raw};
-use roomwire::{Error, Server};
+use roomwire::{PingError, Server};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
     let _ = raw.recv().await;
     assert!(matches!(
         within(failed).await.unwrap(),
-        Err(Error::PingFailed(_))
+        Err(PingError::Timeout(_))
     ));
     assert_eq!(conn.pending_requests(), 0);
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_handing_out, start_with, within, Raw};
-use roomwire::{CloseCode, CloseInfo, Error, Rejection, Server, ServerConnection};
+use roomwire::{
+    CloseCode, CloseInfo, Error, NotifyError, Rejection, SendError, Server, ServerConnection,
+};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
@@ -235,7 +237,7 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
     raw.send(json!({"n": "_r", "i": req["i"], "e": {"name": "Nope", "message": "not today"}}))
         .await;
     match within(rejected).await.unwrap() {
-        Err(Error::Rejected(r)) => assert_eq!((r.name(), r.message()), ("Nope", "not today")),
+        Err(SendError::Rejected(r)) => assert_eq!((r.name(), r.message()), ("Nope", "not today")),
         other => panic!("expected a rejection, got {other:?}"),
     }
     let c = conn.clone();
@@ -245,7 +247,7 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
         .await;
     assert!(matches!(
         within(mismatch).await.unwrap(),
-        Err(Error::InvalidJson(_))
+        Err(SendError::Decode(_))
     ));
     assert_eq!(conn.pending_requests(), 0);
 }
@@ -264,7 +266,7 @@ async fn a_request_times_out_while_the_socket_is_stalled_by_a_peer_that_does_not
     }
     let outcome = within(conn.send_timeout::<_, Value>("q", &(), Duration::from_millis(200))).await;
     assert!(
-        matches!(outcome, Err(Error::Timeout { .. })),
+        matches!(outcome, Err(SendError::Timeout { .. })),
         "expected a timeout, got {outcome:?}"
     );
     assert_eq!(conn.pending_requests(), 0);
@@ -300,7 +302,7 @@ async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
     });
     let req = raw.recv().await;
     match within(timed_out).await.unwrap() {
-        Err(Error::Timeout { name, timeout }) => {
+        Err(SendError::Timeout { name, timeout }) => {
             assert_eq!(name, "slow");
             assert_eq!(timeout, Duration::from_millis(100));
         }
@@ -364,7 +366,10 @@ async fn disconnect_rejects_everything_pending() {
     }
     raw.close().await;
     for w in waiting {
-        assert!(matches!(within(w).await.unwrap(), Err(Error::Disconnected)));
+        assert!(matches!(
+            within(w).await.unwrap(),
+            Err(SendError::Disconnected)
+        ));
     }
     let (info, pending) = within(closed_rx).await.unwrap();
     assert_eq!(
@@ -374,11 +379,11 @@ async fn disconnect_rejects_everything_pending() {
     assert_eq!(pending, 0);
     assert!(matches!(
         conn.send::<_, Value>("q", &()).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     assert!(matches!(
         conn.send_without_response("q", &()),
-        Err(Error::Disconnected)
+        Err(NotifyError::Disconnected)
     ));
 }
 

@@ -16,7 +16,7 @@
 //! Closing is part of the same machine ([`Phase`]). What the driver owns ends with it: when
 //! it is dropped — after its close, or because its task was cancelled or panicked — the
 //! queue refuses new frames, every pending request fails with
-//! [`Error::Disconnected`](crate::Error::Disconnected), and the running handlers are
+//! [`SendError::Disconnected`](crate::SendError::Disconnected), and the running handlers are
 //! dropped.
 //!
 //! The same driver runs the server's connections and the client's socket; what differs
@@ -41,7 +41,7 @@ use super::clock::{self, Instant, FAR_FUTURE};
 use super::close::CloseInfo;
 use super::peer::{Peer, Taken};
 use super::router::Router;
-use crate::error::Error;
+use crate::error::PingError;
 use crate::handler::BoxFuture;
 use crate::protocol::{self, CloseCode, RawId};
 
@@ -131,7 +131,7 @@ pub(crate) struct Driver<S, E: Endpoint> {
     /// Frames were fed to the socket and not flushed yet.
     unflushed: bool,
     /// The ping the driver sent after a silence, while it waits for the pong.
-    auto_ping: Option<BoxFuture<Result<Duration, Error>>>,
+    auto_ping: Option<BoxFuture<Result<Duration, PingError>>>,
     /// While the handshake is not accepted.
     handshake_at: Option<Instant>,
     /// Once closing: the connection ends by then, whatever the peer does.
@@ -290,7 +290,7 @@ where
             let ping_cx = &mut Context::from_waker(self.router.waker());
             if let Poll::Ready(result) = ping.poll_unpin(ping_cx) {
                 self.auto_ping = None;
-                if let Err(Error::PingFailed(_)) = result {
+                if let Err(PingError::Timeout(_)) = result {
                     self.peer().close(CloseCode::PING_FAILED, "Ping failed");
                 }
                 progress = true;
