@@ -75,6 +75,12 @@ async fn connects_with_a_payload_and_makes_requests() {
         client.send::<_, i64>("add", &(1, 2)).await,
         Err(SendError::Disconnected)
     ));
+    // The last handshake's payload stays readable; a type it does not fit is a DecodeError.
+    assert_eq!(
+        client.handshake_payload::<Value>().unwrap(),
+        json!({"hello": "rusty"})
+    );
+    assert!(client.handshake_payload::<u32>().is_err());
 }
 
 #[tokio::test]
@@ -86,6 +92,26 @@ async fn a_rejected_handshake_fails_connect_with_the_servers_error() {
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_socket_closed_before_the_handshake_response_fails_connect_as_disconnected() {
+    use futures_util::StreamExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server that reads the handshake request and closes instead of answering it.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _handshake = ws.next().await;
+        let _ = ws.close(None).await;
+        while ws.next().await.is_some() {}
+    });
+    let connected = within(Client::builder(url(addr)).no_reconnect().connect()).await;
+    assert!(
+        matches!(connected, Err(ConnectError::Disconnected)),
+        "{connected:?}"
+    );
 }
 
 #[tokio::test]

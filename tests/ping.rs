@@ -81,6 +81,30 @@ async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
 }
 
 #[tokio::test]
+async fn a_ping_answered_with_an_error_still_counts_as_the_pong() {
+    let (_server, addr, mut rx) = start_handing_out(Server::builder()).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(rx.recv()).await.unwrap();
+    let c = conn.clone();
+    let rtt = tokio::spawn(async move { c.ping().await });
+    let ping = raw.recv().await;
+    raw.send(json!({"n": "_r", "i": ping["i"], "e": {"name": "Busy", "message": "later"}}))
+        .await;
+    assert!(within(rtt).await.unwrap().unwrap() < common::WAIT);
+}
+
+#[tokio::test]
+async fn a_ping_on_a_closed_connection_fails_as_disconnected() {
+    let (server, addr, mut rx) = start_handing_out(Server::builder()).await;
+    let mut closed = report_disconnects(&server);
+    let (raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(rx.recv()).await.unwrap();
+    raw.close().await;
+    within(closed.recv()).await.unwrap();
+    assert!(matches!(conn.ping().await, Err(PingError::Disconnected)));
+}
+
+#[tokio::test]
 async fn a_zero_ping_interval_turns_the_servers_pings_off() {
     let (_server, addr) = start_with(Server::builder().ping_interval(Duration::ZERO), |_| {}).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
