@@ -19,7 +19,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{CloseInfo, Handshake, IdError, Rejection, ServeError, Server, ServerConnection};
 use serde::Deserialize;
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
@@ -61,7 +61,7 @@ fn chat_server() -> Server {
         };
         match conn.set_id(name) {
             Ok(()) => hs.resolve(json!({ "rooms": conn.server().rooms() })),
-            Err(Error::IdConflict { id }) => hs.reject(Rejection::new(
+            Err(IdError::Conflict { id }) => hs.reject(Rejection::new(
                 "NameTaken",
                 format!("{id:?} is taken; pick another name"),
             )),
@@ -136,7 +136,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), Error> {
+async fn run() -> Result<(), ServeError> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8081".into());

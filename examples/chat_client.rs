@@ -50,12 +50,12 @@ async fn watch(client: Client, mut events: broadcast::Receiver<ClientEvent>, roo
         };
         match event {
             ClientEvent::Disconnected { info, reconnecting } => {
-                let reason = format!("{} {}", info.code, info.reason);
-                if reconnecting {
-                    println!("lost the server ({}); reconnecting…", reason.trim_end());
+                let then = if reconnecting {
+                    "reconnecting…"
                 } else {
-                    println!("lost the server ({}); not reconnecting", reason.trim_end());
-                }
+                    "not reconnecting"
+                };
+                println!("lost the server: {} {:?}; {then}", info.code, info.reason);
             }
             ClientEvent::Reconnecting { attempt, delay } => {
                 tracing::debug!(attempt, ?delay, "reconnecting");

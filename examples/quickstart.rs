@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), roomwire::Error> {
+async fn run() -> Result<(), roomwire::ServeError> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -68,7 +68,7 @@ async fn run() -> Result<(), roomwire::Error> {
         };
         match conn.set_id(name.clone()) {
             Ok(()) => hs.resolve(json!({ "greeting": format!("hello, {name}") })),
-            Err(e) => hs.reject(e), // IdConflict: the name is taken
+            Err(e) => hs.reject(e), // IdError::Conflict: the name is taken
         }
     });
 
@@ -98,7 +98,7 @@ async fn run() -> Result<(), roomwire::Error> {
     });
 
     server.on_disconnect(|conn: ServerConnection, info: CloseInfo| async move {
-        println!("{} disconnected ({} {})", conn.id(), info.code, info.reason);
+        println!("{} disconnected: {} {}", conn.id(), info.code, info.reason);
     });
 
     let listener = tokio::net::TcpListener::bind(&addr).await?;

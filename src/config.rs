@@ -105,9 +105,10 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// How long [`send`](crate::ServerConnection::send) waits for the client's response before it
-    /// fails with [`Error::Timeout`](crate::Error::Timeout); also how long a ping waits for its pong.
-    /// Defaults to 10 seconds.
+    /// How long [`send`](crate::ServerConnection::send) waits for the client's response before
+    /// it fails with [`SendError::Timeout`](crate::SendError::Timeout); also how long a ping
+    /// waits for its pong (else [`PingError::Timeout`](crate::PingError::Timeout)). Defaults
+    /// to 10 seconds.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.config.response_timeout = timeout;
         self

@@ -130,7 +130,7 @@ where
             if let Some(id) = id {
                 let _ = ep.peer().queue(protocol::encode_reject(
                     &id,
-                    &Rejection::from(crate::Error::Disconnected),
+                    &Rejection::from(crate::SendError::Disconnected),
                 ));
             }
             return None;

@@ -18,9 +18,9 @@ use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::http::HeaderMap;
 
 use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
-use crate::error::{Error, Rejection};
+use crate::error::{DecodeError, Rejection};
 use crate::handler::BoxFuture;
-use crate::protocol::{self, close_code, RawId};
+use crate::protocol::{self, CloseCode, RawId};
 use crate::upgrade::UpgradeRequest;
 
 /// A client's handshake, handed to the [`on_handshake`](crate::Server::on_handshake) handler.
@@ -68,10 +68,10 @@ impl Handshake {
     /// has sent `null` (so `Option<T>` accepts both).
     ///
     /// # Errors
-    /// [`Error::InvalidJson`], saying how the payload differs from `T`.
-    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
+    /// [`DecodeError`], saying how the payload differs from `T`.
+    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
         let raw = self.payload.as_deref().unwrap_or("null");
-        serde_json::from_str(raw).map_err(Error::InvalidJson)
+        serde_json::from_str(raw).map_err(DecodeError::new)
     }
 
     /// The HTTP request the connection was upgraded from: path, query, headers, the peer's
@@ -235,7 +235,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
                 .peer()
                 .queue(protocol::encode_reject(&request_id, &rejection));
             conn.peer()
-                .close(close_code::HANDSHAKE_REJECTED, "Handshake rejected");
+                .close(CloseCode::HANDSHAKE_REJECTED, "Handshake rejected");
             return HandshakeEnd::NotAccepted;
         }
     };

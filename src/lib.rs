@@ -12,8 +12,13 @@
 //! - [`ServerConnection::join`] and [`Server::to`] / [`ServerConnection::to`]: rooms, and the
 //!   [`BroadcastOperator`] that emits to their members or awaits every member's reply.
 //! - [`client::Client`] (feature `client`, on by default): the Rust client, with reconnects.
-//! - [`Error`] and [`Rejection`]: what can go wrong, and the error object on the wire.
-//! - [`protocol::close_code`]: every close code roomwire sends.
+//! - Errors, one per operation, so a caller can match on exactly what can go wrong:
+//!   [`SendError`] (awaited requests), [`NotifyError`] (fire-and-forget), [`EncodeError`]
+//!   (broadcasts), [`DecodeError`] (handshake payloads), [`IdError`], [`JoinError`],
+//!   [`PingError`], [`ServeError`], [`client::ConnectError`]. Each converts into [`Error`],
+//!   so `?` works in `main`, and into a [`Rejection`], the error object on the wire, so `?`
+//!   works in a handler.
+//! - [`CloseCode`]: a WebSocket close code, with a constant for every code roomwire sends.
 //! - [`ServerBuilder`]: every limit and timeout, each with its documented default.
 //!
 //! ## Quick start
@@ -50,7 +55,8 @@
 //!     let ctrl_c = async {
 //!         let _ = tokio::signal::ctrl_c().await;
 //!     };
-//!     server.listen("127.0.0.1:8080").with_graceful_shutdown(ctrl_c).await
+//!     server.listen("127.0.0.1:8080").with_graceful_shutdown(ctrl_c).await?;
+//!     Ok(())
 //! }
 //! ```
 #![forbid(unsafe_code)]
@@ -82,9 +88,13 @@ pub mod internals;
 
 pub use config::{ServerBuilder, ServerConfig};
 pub use connection::{CloseInfo, ConnectionState, ServerConnection};
-pub use error::{Error, Rejection};
+pub use error::{
+    DecodeError, EncodeError, Error, IdError, JoinError, NotifyError, PingError, Rejection,
+    SendError, ServeError,
+};
 pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
+pub use protocol::CloseCode;
 pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
 pub use serve::Serve;
 pub use server::{Server, ServerStatus};

@@ -23,7 +23,7 @@ use crate::connection::clock;
 use crate::connection::peer::Waiting;
 use crate::connection::pending::next_request_id;
 use crate::connection::{ConnectionState, ServerConnection};
-use crate::error::Error;
+use crate::error::{EncodeError, SendError};
 use crate::handler::BoxFuture;
 use crate::protocol;
 use crate::server::ServerShared;
@@ -177,9 +177,13 @@ impl BroadcastOperator {
     /// Sends a fire-and-forget message to every target. Returns how many it was queued for.
     ///
     /// # Errors
-    /// [`Error::Encode`] if the payload cannot be serialized (then nothing was sent).
-    pub fn emit<T: Serialize + ?Sized>(&self, name: &str, payload: &T) -> Result<usize, Error> {
-        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
+    /// [`EncodeError`] if the payload cannot be serialized (then nothing was sent).
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<usize, EncodeError> {
+        let frame = protocol::encode_message(name, payload, None).map_err(EncodeError::new)?;
         let mut reached = 0;
         self.server
             .rooms
@@ -191,14 +195,20 @@ impl BroadcastOperator {
         Ok(reached)
     }
 
-    /// Sends one request to every target and collects each one's outcome: its response
-    /// deserialized into `R`, its rejection, [`Error::Timeout`] at the broadcast's timeout,
-    /// or [`Error::Disconnected`]. Returns once every target has an outcome, in the order
-    /// they came. The frame is encoded once, with one request id for all targets.
+    /// Sends one request to every target and collects each one's outcome
+    /// ([`BroadcastReply::result`]): its response deserialized into `R`, its rejection,
+    /// [`SendError::Timeout`] at the broadcast's timeout, or [`SendError::Disconnected`].
+    /// Returns once every target has an outcome, in the order they came. The frame is
+    /// encoded once, with one request id for all targets.
     ///
     /// # Errors
-    /// [`Error::Encode`] if the payload cannot be serialized (then nothing was sent).
-    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<Vec<BroadcastReply<R>>, Error>
+    /// [`EncodeError`] if the payload cannot be serialized (then nothing was sent); what
+    /// each member's request failed with is in its [`BroadcastReply`].
+    pub async fn send<T, R>(
+        &self,
+        name: &str,
+        payload: &T,
+    ) -> Result<Vec<BroadcastReply<R>>, EncodeError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned + Send + 'static,
@@ -215,14 +225,14 @@ impl BroadcastOperator {
     /// requests are sent before this returns; the timeout runs from then.
     ///
     /// # Errors
-    /// [`Error::Encode`] if the payload cannot be serialized (then nothing was sent).
-    pub fn send_stream<T, R>(&self, name: &str, payload: &T) -> Result<ReplyStream<R>, Error>
+    /// [`EncodeError`] if the payload cannot be serialized (then nothing was sent).
+    pub fn send_stream<T, R>(&self, name: &str, payload: &T) -> Result<ReplyStream<R>, EncodeError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned + Send + 'static,
     {
         let id = next_request_id();
-        let frame = protocol::encode_message(name, payload, Some(id)).map_err(Error::Encode)?;
+        let frame = protocol::encode_message(name, payload, Some(id)).map_err(EncodeError::new)?;
         let timeout = self.timeout.unwrap_or(self.server.config.response_timeout);
         let deadline = clock::after(clock::Instant::now(), timeout);
         let name: Arc<str> = Arc::from(name);
@@ -237,7 +247,7 @@ impl BroadcastOperator {
                         Ok(waiting) => waiting
                             .reply(&name, timeout)
                             .await
-                            .and_then(|p| p.deserialize().map_err(Error::InvalidJson)),
+                            .and_then(|p| p.deserialize().map_err(SendError::Decode)),
                         Err(e) => Err(e),
                     };
                     BroadcastReply {
@@ -269,9 +279,10 @@ impl fmt::Debug for BroadcastOperator {
 pub struct BroadcastReply<R> {
     /// The member.
     pub connection: ServerConnection,
-    /// Its response, its rejection ([`Error::Rejected`]), [`Error::Timeout`],
-    /// [`Error::Disconnected`], [`Error::QueueFull`] or [`Error::InvalidJson`].
-    pub result: Result<R, Error>,
+    /// Its response, its rejection ([`SendError::Rejected`]), [`SendError::Timeout`],
+    /// [`SendError::Disconnected`], [`SendError::QueueFull`] or [`SendError::Decode`] (the
+    /// response does not fit `R`).
+    pub result: Result<R, SendError>,
 }
 
 /// The outcomes of a broadcast that awaits replies, as they arrive; see

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use crate::error::Error;
+use crate::error::ServeError;
 use crate::handler::BoxFuture;
 use crate::server::{run_websocket, OpenSlot, Server, ServerShared};
 use crate::upgrade::{self, ConnectionInfo, Decision, PathCheck, UpgradeRequest};
@@ -36,7 +36,7 @@ impl Server {
     /// [`Serve::with_graceful_shutdown`] to close on a signal such as Ctrl-C.
     ///
     /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::ServeError> {
     /// server
     ///     .listen("127.0.0.1:8080")
     ///     .with_graceful_shutdown(async {
@@ -47,7 +47,7 @@ impl Server {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Io`] if the address cannot be bound, [`Error::ServerClosed`] if the server
+    /// [`ServeError::Io`] if the address cannot be bound, [`ServeError::Closed`] if the server
     /// was closed before.
     pub fn listen<A>(&self, addr: A) -> Serve
     where
@@ -73,7 +73,7 @@ impl Server {
     /// run, and every handler has ended.
     ///
     /// # Errors
-    /// [`Error::ServerClosed`] if the server was closed before; [`Error::Io`] if the
+    /// [`ServeError::Closed`] if the server was closed before; [`ServeError::Io`] if the
     /// listener has no address.
     pub fn serve(&self, listener: TcpListener) -> Serve {
         Serve::new(self.clone(), Box::pin(std::future::ready(Ok(listener))))
@@ -222,13 +222,13 @@ impl Server {
         listener: TcpListener,
         signal: Option<BoxFuture<()>>,
         tls: Option<tls::Acceptor>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), ServeError> {
         let shared = self.shared();
         // Held while the listener is open, so `close` returns only once the port is free.
         // Taken before the check: a `close` that ran in between waits for it, or is seen.
         let serving = shared.tracker.token();
         if shared.is_closing() {
-            return Err(Error::ServerClosed);
+            return Err(ServeError::Closed);
         }
         let local_addr = listener.local_addr()?;
         shared.listening_on(local_addr);
@@ -288,7 +288,7 @@ impl Serve {
     /// hook runs, and the `Serve` resolves once all of that is done.
     ///
     /// ```no_run
-    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::Error> {
+    /// # async fn run(server: roomwire::Server) -> Result<(), roomwire::ServeError> {
     /// let shutdown = async {
     ///     tokio::signal::ctrl_c().await.expect("Ctrl-C handler");
     /// };
@@ -324,14 +324,14 @@ impl Serve {
 }
 
 impl IntoFuture for Serve {
-    type Output = Result<(), Error>;
-    type IntoFuture = BoxFuture<Result<(), Error>>;
+    type Output = Result<(), ServeError>;
+    type IntoFuture = BoxFuture<Result<(), ServeError>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             // A closed server binds nothing.
             if self.server.shared().is_closing() {
-                return Err(Error::ServerClosed);
+                return Err(ServeError::Closed);
             }
             let listener = self.listener.await?;
             self.server.run(listener, self.signal, self.tls).await

@@ -21,10 +21,10 @@ use crate::connection::clock::Instant;
 use crate::connection::driver::{self, DriverConfig};
 use crate::connection::router::Router;
 use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
-use crate::error::{Error, Rejection};
+use crate::error::{EncodeError, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
 use crate::handshake::{Handshake, HandshakeOutcome};
-use crate::protocol::{self, close_code};
+use crate::protocol::{self, CloseCode};
 use crate::rooms::{BroadcastOperator, RoomRegistry};
 use crate::upgrade::{Deny, UpgradeRequest};
 
@@ -225,10 +225,10 @@ impl Server {
     ///
     /// The payload is deserialized into `Req` (one that does not fit is answered with an
     /// `InvalidPayload` error). `Ok` resolves the request with its value; `Err` rejects it
-    /// with the [`Rejection`] it converts into (any [`Error`] does, so `?` works). For a
-    /// fire-and-forget message the result is dropped. A panic — in the closure, its future,
-    /// the result's serialization or the error's conversion — answers the request with
-    /// `InternalError` (and is logged); the connection stays open.
+    /// with the [`Rejection`] it converts into (every roomwire error does, so `?` works on
+    /// roomwire calls). For a fire-and-forget message the result is dropped. A panic — in
+    /// the closure, its future, the result's serialization or the error's conversion —
+    /// answers the request with `InternalError` (and is logged); the connection stays open.
     /// Requests on one connection run concurrently, up to
     /// [`max_requests_in_flight`](ServerBuilder::max_requests_in_flight). What a handler
     /// sends its own connection while it runs reaches the peer before its response.
@@ -278,8 +278,7 @@ impl Server {
     ///
     /// Like a handler it ends with its connection: still running when the connection closes,
     /// it is dropped. A panic is logged with the connection's id and closes the connection
-    /// with [`close_code::INTERNAL_SERVER_ERROR`](crate::protocol::close_code::INTERNAL_SERVER_ERROR)
-    /// (1011).
+    /// with [`CloseCode::INTERNAL_SERVER_ERROR`] (1011).
     pub fn on_connection<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection) -> Fut + Send + Sync + 'static,
@@ -298,9 +297,9 @@ impl Server {
     /// Sets the hook that runs when a connected connection (one whose handshake was
     /// accepted) has closed, for any reason, with the close code and reason (1006 when the
     /// peer's socket dropped without a close frame). By then everything the connection had
-    /// pending has been rejected with [`Error::Disconnected`] and its handlers have been
-    /// dropped; its rooms are still visible to the hook, and it leaves them and frees its id
-    /// once the hook returns. A panic in the hook is logged; the teardown goes on.
+    /// pending has been rejected with [`SendError::Disconnected`](crate::SendError::Disconnected)
+    /// and its handlers have been dropped; its rooms are still visible to the hook, and it
+    /// leaves them and frees its id once the hook returns. A panic in the hook is logged; the teardown goes on.
     pub fn on_disconnect<F, Fut>(&self, hook: F) -> &Self
     where
         F: Fn(ServerConnection, CloseInfo) -> Fut + Send + Sync + 'static,
@@ -365,13 +364,13 @@ impl Server {
     /// queue is full is closed as a slow consumer instead.
     ///
     /// # Errors
-    /// [`Error::Encode`] if the payload cannot be serialized.
+    /// [`EncodeError`] if the payload cannot be serialized (then nothing was sent).
     pub fn broadcast<T: Serialize + ?Sized>(
         &self,
         name: &str,
         payload: &T,
-    ) -> Result<usize, Error> {
-        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
+    ) -> Result<usize, EncodeError> {
+        let frame = protocol::encode_message(name, payload, None).map_err(EncodeError::new)?;
         let mut sent = 0;
         for conn in self.shared.registry.iter() {
             if conn.state() == ConnectionState::Connected
@@ -426,22 +425,22 @@ impl Server {
     }
 
     /// Closes `room` and disconnects its members with
-    /// [`close_code::ROOM_CLOSED`](crate::protocol::close_code::ROOM_CLOSED) (4211)
+    /// [`CloseCode::ROOM_CLOSED`] (4211)
     /// "Room closed". Returns how many members it had.
     pub fn disconnect_room(&self, room: &str) -> usize {
         let members = self.close_room(room);
         for member in &members {
-            member.close(close_code::ROOM_CLOSED, "Room closed");
+            member.close(CloseCode::ROOM_CLOSED, "Room closed");
         }
         members.len()
     }
 
     /// Closes the server: stops accepting, closes every connection with 1001 "Server
     /// closing" (what is already queued goes out first), rejects everything pending with
-    /// [`Error::Disconnected`], and returns once every connection task has ended: its
-    /// handlers dropped, its `on_disconnect` hook run. A peer that never answers the close
-    /// frame is dropped after the [close timeout](ServerBuilder::close_timeout), so this
-    /// takes at most about that long. Calling it again waits the same way.
+    /// [`SendError::Disconnected`](crate::SendError::Disconnected), and returns once every
+    /// connection task has ended: its handlers dropped, its `on_disconnect` hook run. A peer
+    /// that never answers the close frame is dropped after the
+    /// [close timeout](ServerBuilder::close_timeout), so this takes at most about that long. Calling it again waits the same way.
     pub async fn close(&self) {
         let shared = &self.shared;
         let _ = shared
@@ -451,7 +450,7 @@ impl Server {
             });
         shared.shutdown.cancel();
         for conn in shared.registry.iter() {
-            conn.close(close_code::GOING_AWAY, "Server closing");
+            conn.close(CloseCode::GOING_AWAY, "Server closing");
         }
         shared.tracker.close();
         shared.tracker.wait().await;
@@ -540,7 +539,7 @@ where
     tracing::info!("connection accepted");
     let teardown = Teardown::new(conn.clone());
     if shared.is_closing() {
-        conn.close(close_code::GOING_AWAY, "Server closing");
+        conn.close(CloseCode::GOING_AWAY, "Server closing");
     }
     let cfg = DriverConfig {
         ping_interval: shared.config.ping_interval,
@@ -557,10 +556,10 @@ where
         .then(move |ended| {
             let info = ended.unwrap_or_else(|_| {
                 tracing::error!("the connection's driver panicked (a bug in roomwire: please report it); the connection is closed");
-                CloseInfo::new(close_code::INTERNAL_SERVER_ERROR, "Internal server error")
+                CloseInfo::new(CloseCode::INTERNAL_SERVER_ERROR, "Internal server error")
             });
             tracing::info!(
-                code = info.code,
+                code = info.code.as_u16(),
                 reason = %info.reason,
                 lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "connection closed"

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{eventually, start_handing_out, within};
 use roomwire::client::Client;
-use roomwire::{Error, Rejection, Server, ServerConnection};
+use roomwire::{CloseCode, Error, Rejection, SendError, Server, ServerConnection};
 
 const CLIENTS: usize = 24;
 const CALLS: usize = 60;
@@ -29,21 +29,23 @@ impl Rng {
 }
 
 /// A definite outcome: the right reply, or one of the documented errors.
-fn check(result: Result<String, Error>, token: &str, tally: &Tally) {
+fn check(result: Result<String, SendError>, token: &str, tally: &Tally) {
     match result {
         Ok(reply) => {
             assert_eq!(reply, token, "a reply reached the wrong caller");
             tally.ok.fetch_add(1, Ordering::Relaxed);
         }
         Err(
-            Error::Disconnected
-            | Error::Timeout { .. }
-            | Error::QueueFull
-            | Error::HandshakePending,
+            SendError::Disconnected
+            | SendError::Timeout { .. }
+            | SendError::QueueFull
+            | SendError::HandshakePending,
         ) => {
             tally.failed.fetch_add(1, Ordering::Relaxed);
         }
-        Err(Error::Rejected(r)) if r.name() == "Disconnected" || r.name() == "MessageTimeout" => {
+        Err(SendError::Rejected(r))
+            if r.name() == "Disconnected" || r.name() == "MessageTimeout" =>
+        {
             tally.failed.fetch_add(1, Ordering::Relaxed);
         }
         Err(other) => panic!("unexpected outcome for {token}: {other:?}"),
@@ -152,7 +154,7 @@ async fn calls_end_definitely_and_nothing_leaks_while_connections_die() {
                     clients[i].close().await;
                 } else {
                     let target = seen.lock().unwrap()[i].clone();
-                    target.close(4000, "chaos");
+                    target.close(CloseCode::from(4000), "chaos");
                 }
             }
         }));

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{next_event, report_disconnects, start, start_with, url, within};
-use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::client::{Backoff, Client, ClientEvent, ClientState, ConnectError};
+use roomwire::{CloseCode, Handshake, Rejection, SendError, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify};
 
@@ -53,18 +53,18 @@ async fn connects_with_a_payload_and_makes_requests() {
     assert_eq!(client.state(), ClientState::Connected);
     assert_eq!(client.send::<_, i64>("add", &(20, 22)).await.unwrap(), 42);
     match client.send::<_, Value>("fail", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "Nope"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "Nope"),
         other => panic!("expected a rejection, got {other:?}"),
     }
     match client.send::<_, Value>("missing", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
         other => panic!("expected NoHandler, got {other:?}"),
     }
     match client
         .send_timeout::<_, Value>("never", &(), Duration::from_millis(100))
         .await
     {
-        Err(Error::Timeout { name, .. }) => assert_eq!(name, "never"),
+        Err(SendError::Timeout { name, .. }) => assert_eq!(name, "never"),
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert_eq!(client.pending_requests(), 0);
@@ -73,19 +73,45 @@ async fn connects_with_a_payload_and_makes_requests() {
     assert_eq!(client.state(), ClientState::Closed);
     assert!(matches!(
         client.send::<_, i64>("add", &(1, 2)).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
+    // The last handshake's payload stays readable; a type it does not fit is a DecodeError.
+    assert_eq!(
+        client.handshake_payload::<Value>().unwrap(),
+        json!({"hello": "rusty"})
+    );
+    assert!(client.handshake_payload::<u32>().is_err());
 }
 
 #[tokio::test]
 async fn a_rejected_handshake_fails_connect_with_the_servers_error() {
     let (_server, addr) = start_with(Server::builder(), app).await;
     match Client::builder(url(addr)).connect().await {
-        Err(Error::HandshakeRejected(r)) => {
+        Err(ConnectError::HandshakeRejected(r)) => {
             assert_eq!((r.name(), r.message()), ("BadRequest", "name missing"))
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_socket_closed_before_the_handshake_response_fails_connect_as_disconnected() {
+    use futures_util::StreamExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A server that reads the handshake request and closes instead of answering it.
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let _handshake = ws.next().await;
+        let _ = ws.close(None).await;
+        while ws.next().await.is_some() {}
+    });
+    let connected = within(Client::builder(url(addr)).no_reconnect().connect()).await;
+    assert!(
+        matches!(connected, Err(ConnectError::Disconnected)),
+        "{connected:?}"
+    );
 }
 
 #[tokio::test]
@@ -95,7 +121,7 @@ async fn connecting_to_nothing_fails_with_a_websocket_error() {
     drop(listener);
     assert!(matches!(
         Client::builder(url(addr)).connect().await,
-        Err(Error::WebSocket(_))
+        Err(ConnectError::WebSocket(_))
     ));
 }
 
@@ -132,13 +158,13 @@ async fn the_client_answers_server_requests_and_receives_messages() {
     let conn = within(conns.recv()).await.unwrap();
     assert_eq!(conn.send::<_, i64>("double", &21).await.unwrap(), 42);
     match conn.send::<_, Value>("refuse", &()).await {
-        Err(Error::Rejected(r)) => {
+        Err(SendError::Rejected(r)) => {
             assert_eq!((r.name(), r.message()), ("Refused", "client says no"))
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
     match conn.send::<_, Value>("unknown", &()).await {
-        Err(Error::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
+        Err(SendError::Rejected(r)) => assert_eq!(r.name(), "NoHandler"),
         other => panic!("expected NoHandler, got {other:?}"),
     }
     conn.send_without_response("note", "hi").unwrap();
@@ -174,10 +200,10 @@ async fn disconnect_rejects_what_the_client_has_pending() {
     // The request has reached the server once the server counts its handler running…
     // there is no such counter, so wait until the client has it pending.
     common::eventually("request pending", || client.pending_requests() == 1).await;
-    conn.close(4000, "kicked");
+    conn.close(CloseCode::from(4000), "kicked");
     assert!(matches!(
         within(waiting).await.unwrap(),
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     let (info, reconnecting) = next_event(&mut events, |e| match e {
         ClientEvent::Disconnected { info, reconnecting } => Some((info.clone(), *reconnecting)),
@@ -186,7 +212,7 @@ async fn disconnect_rejects_what_the_client_has_pending() {
     .await;
     assert_eq!(
         (info.code, info.reason.as_str(), reconnecting),
-        (4000, "kicked", false)
+        (CloseCode::from(4000), "kicked", false)
     );
     next_event(&mut events, |e| {
         matches!(e, ClientEvent::Closed).then_some(())
@@ -212,10 +238,10 @@ async fn the_client_reconnects_after_the_server_restarts() {
         _ => None,
     })
     .await;
-    assert_eq!((info.code, reconnecting), (1001, true));
+    assert_eq!((info.code, reconnecting), (CloseCode::GOING_AWAY, true));
     assert!(matches!(
         client.send::<_, i64>("add", &(1, 1)).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     // A new server on the same address.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -254,7 +280,7 @@ async fn the_client_never_reconnects_after_its_handshake_was_rejected() {
             let kick = kicker.clone();
             async move {
                 kick.notified().await;
-                c.close(4000, "kicked");
+                c.close(CloseCode::from(4000), "kicked");
             }
         });
     })
@@ -291,7 +317,10 @@ async fn closing_the_client_is_a_normal_close_for_the_server() {
     let client = Client::builder(url(addr)).connect().await.unwrap();
     client.close().await;
     let (_, info) = within(rx.recv()).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "Client closed")
+    );
 }
 
 #[tokio::test]
@@ -321,7 +350,10 @@ async fn dropping_every_client_handle_closes_the_connection() {
     );
     drop(clone);
     let (_, info) = within(rx.recv()).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "Client closed"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "Client closed")
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::{report_disconnects, start, start_with, within, Raw};
 use futures_util::{SinkExt, StreamExt};
-use roomwire::{Server, ServerConnection};
+use roomwire::{CloseCode, Server, ServerConnection};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -150,7 +150,7 @@ async fn the_answer_to_a_peers_close_gets_out_even_while_the_write_is_stalled() 
 
 #[tokio::test]
 async fn a_close_from_both_ends_at_once_still_ends_with_a_close_frame() {
-    let addr = flooding_server(Server::builder(), |c| c.close(4000, "bye")).await;
+    let addr = flooding_server(Server::builder(), |c| c.close(CloseCode::from(4000), "bye")).await;
     let mut raw = slow_reader(addr, None).await;
     flood_started(&mut raw).await;
     raw.ws.send(Message::Close(None)).await.unwrap();
@@ -182,7 +182,10 @@ async fn a_message_too_big_gets_1009_even_while_the_servers_write_is_stalled() {
 
 #[tokio::test]
 async fn a_peer_breaking_a_limit_while_the_server_closes_still_gets_the_close_frame() {
-    assert_eq!(too_big_while_flooded(|c| c.close(4000, "bye")).await, 4000);
+    assert_eq!(
+        too_big_while_flooded(|c| c.close(CloseCode::from(4000), "bye")).await,
+        4000
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start, start_with, within, Raw};
-use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{Handshake, IdError, Rejection, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -202,7 +202,7 @@ async fn set_id_after_the_handshake_is_handshake_ended_and_bad_ids_are_refused()
             let tx = tx.clone();
             async move {
                 let err = conn.set_id("late").unwrap_err();
-                assert!(matches!(err, Error::HandshakeEnded));
+                assert!(matches!(err, IdError::HandshakeEnded));
                 tx.send(format!("late:{}", err.name())).unwrap();
             }
         });

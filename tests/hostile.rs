@@ -97,7 +97,7 @@ async fn a_reset_mid_frame_ends_only_that_connection_and_rejects_its_pending() {
     drop(victim);
     assert!(matches!(
         within(waiting).await.unwrap(),
-        Err(roomwire::Error::Disconnected)
+        Err(roomwire::SendError::Disconnected)
     ));
     let (info, pending) = within(disconnected.recv()).await.unwrap();
     assert_eq!(info.code, 1006, "{info:?}");

@@ -14,7 +14,9 @@ use common::{
 };
 use futures_util::{SinkExt, StreamExt};
 use roomwire::client::{Backoff, Client, ClientEvent, ClientState};
-use roomwire::{CloseInfo, Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{
+    CloseCode, CloseInfo, Handshake, Rejection, SendError, ServeError, Server, ServerConnection,
+};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, Semaphore};
@@ -352,13 +354,16 @@ async fn handlers_still_running_are_dropped_before_on_disconnect_runs() {
 /// Awaits `request`, which must time out after its 5 s of tokio's (paused) clock and take
 /// well under 2 s of the wall clock.
 async fn times_out_on_tokios_clock<T: std::fmt::Debug>(
-    request: impl std::future::Future<Output = Result<T, Error>>,
+    request: impl std::future::Future<Output = Result<T, SendError>>,
 ) {
     let (virt, wall) = (tokio::time::Instant::now(), std::time::Instant::now());
     let result = tokio::time::timeout(Duration::from_secs(60), request)
         .await
         .expect("the 5 s request never timed out (60 s of tokio time)");
-    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(SendError::Timeout { .. })),
+        "{result:?}"
+    );
     assert!(
         virt.elapsed() >= Duration::from_secs(5),
         "{:?}",
@@ -611,7 +616,10 @@ async fn on_connection_does_not_take_a_request_slot() {
 }
 
 /// Waits for the client's `Disconnected` event, then for it to be closed for good.
-async fn closed_for_good(client: &Client, events: &mut broadcast::Receiver<ClientEvent>) -> u16 {
+async fn closed_for_good(
+    client: &Client,
+    events: &mut broadcast::Receiver<ClientEvent>,
+) -> CloseCode {
     let (info, reconnecting) = next_event(events, |e| match e {
         ClientEvent::Disconnected { info, reconnecting } => Some((info.clone(), *reconnecting)),
         _ => None,
@@ -642,7 +650,10 @@ async fn the_client_does_not_reconnect_after_its_room_is_disconnected_4211() {
     let mut events = client.events();
     within(joined.recv()).await.unwrap();
     assert_eq!(server.disconnect_room("lobby"), 1);
-    assert_eq!(closed_for_good(&client, &mut events).await, 4211);
+    assert_eq!(
+        closed_for_good(&client, &mut events).await,
+        CloseCode::ROOM_CLOSED
+    );
 }
 
 #[tokio::test]
@@ -655,8 +666,14 @@ async fn the_client_does_not_reconnect_after_a_slow_consumer_close_4210() {
         .unwrap();
     let mut events = client.events();
     let conn = within(conns.recv()).await.unwrap();
-    conn.close(4210, "Slow consumer: outbound queue full");
-    assert_eq!(closed_for_good(&client, &mut events).await, 4210);
+    conn.close(
+        CloseCode::SLOW_CONSUMER,
+        "Slow consumer: outbound queue full",
+    );
+    assert_eq!(
+        closed_for_good(&client, &mut events).await,
+        CloseCode::SLOW_CONSUMER
+    );
 }
 
 #[tokio::test]
@@ -778,7 +795,7 @@ async fn a_shutdown_signal_closes_every_client_with_1001_before_serve_returns() 
         server
             .serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
             .await,
-        Err(Error::ServerClosed)
+        Err(ServeError::Closed)
     ));
 }
 

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use roomwire::{Error, Handshake, Rejection, Server, ServerConnection};
+use roomwire::{Error, Handshake, Rejection, SendError, Server, ServerConnection};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -63,8 +63,8 @@ fn suite_server() -> Server {
             .await
         {
             Ok(v) => json!({ "ok": v }),
-            Err(Error::Rejected(r)) => json!({ "err": r }),
-            Err(e) => json!({ "err": { "name": e.name(), "message": e.to_string() } }),
+            // The client's own error object, or the error's stable name and message.
+            Err(e) => json!({ "err": Rejection::from(e) }),
         };
         Ok::<_, Rejection>(outcome)
     });
@@ -120,8 +120,8 @@ fn suite_server() -> Server {
                 .map(|r| {
                     let outcome = match r.result {
                         Ok(v) => json!({ "ok": v }),
-                        Err(Error::Rejected(rej)) => json!({ "err": rej }),
-                        Err(e) => json!({ "err": { "name": e.name() } }),
+                        Err(SendError::Rejected(rej)) => json!({ "err": rej }),
+                        Err(e) => json!({ "err": { "name": Rejection::from(e).name() } }),
                     };
                     (r.connection.id().to_string(), outcome)
                 })

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{report_disconnects, start, start_handing_out, start_with, within, Raw};
-use roomwire::{Error, Server};
+use roomwire::{PingError, Server};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -75,9 +75,33 @@ async fn server_ping_returns_the_round_trip_time_and_fails_when_unanswered() {
     let _ = raw.recv().await;
     assert!(matches!(
         within(failed).await.unwrap(),
-        Err(Error::PingFailed(_))
+        Err(PingError::Timeout(_))
     ));
     assert_eq!(conn.pending_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_ping_answered_with_an_error_still_counts_as_the_pong() {
+    let (_server, addr, mut rx) = start_handing_out(Server::builder()).await;
+    let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(rx.recv()).await.unwrap();
+    let c = conn.clone();
+    let rtt = tokio::spawn(async move { c.ping().await });
+    let ping = raw.recv().await;
+    raw.send(json!({"n": "_r", "i": ping["i"], "e": {"name": "Busy", "message": "later"}}))
+        .await;
+    assert!(within(rtt).await.unwrap().unwrap() < common::WAIT);
+}
+
+#[tokio::test]
+async fn a_ping_on_a_closed_connection_fails_as_disconnected() {
+    let (server, addr, mut rx) = start_handing_out(Server::builder()).await;
+    let mut closed = report_disconnects(&server);
+    let (raw, _) = Raw::handshaked(addr, Value::Null).await;
+    let conn = within(rx.recv()).await.unwrap();
+    raw.close().await;
+    within(closed.recv()).await.unwrap();
+    assert!(matches!(conn.ping().await, Err(PingError::Disconnected)));
 }
 
 #[tokio::test]

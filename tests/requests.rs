@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_handing_out, start_with, within, Raw};
-use roomwire::{CloseInfo, Error, Rejection, Server, ServerConnection};
+use roomwire::{
+    CloseCode, CloseInfo, Error, NotifyError, Rejection, SendError, Server, ServerConnection,
+};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
@@ -235,7 +237,7 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
     raw.send(json!({"n": "_r", "i": req["i"], "e": {"name": "Nope", "message": "not today"}}))
         .await;
     match within(rejected).await.unwrap() {
-        Err(Error::Rejected(r)) => assert_eq!((r.name(), r.message()), ("Nope", "not today")),
+        Err(SendError::Rejected(r)) => assert_eq!((r.name(), r.message()), ("Nope", "not today")),
         other => panic!("expected a rejection, got {other:?}"),
     }
     let c = conn.clone();
@@ -245,7 +247,7 @@ async fn server_send_reports_the_clients_rejection_and_type_mismatches() {
         .await;
     assert!(matches!(
         within(mismatch).await.unwrap(),
-        Err(Error::InvalidJson(_))
+        Err(SendError::Decode(_))
     ));
     assert_eq!(conn.pending_requests(), 0);
 }
@@ -264,7 +266,7 @@ async fn a_request_times_out_while_the_socket_is_stalled_by_a_peer_that_does_not
     }
     let outcome = within(conn.send_timeout::<_, Value>("q", &(), Duration::from_millis(200))).await;
     assert!(
-        matches!(outcome, Err(Error::Timeout { .. })),
+        matches!(outcome, Err(SendError::Timeout { .. })),
         "expected a timeout, got {outcome:?}"
     );
     assert_eq!(conn.pending_requests(), 0);
@@ -300,7 +302,7 @@ async fn a_late_response_after_the_timeout_is_ignored_and_nothing_leaks() {
     });
     let req = raw.recv().await;
     match within(timed_out).await.unwrap() {
-        Err(Error::Timeout { name, timeout }) => {
+        Err(SendError::Timeout { name, timeout }) => {
             assert_eq!(name, "slow");
             assert_eq!(timeout, Duration::from_millis(100));
         }
@@ -364,18 +366,24 @@ async fn disconnect_rejects_everything_pending() {
     }
     raw.close().await;
     for w in waiting {
-        assert!(matches!(within(w).await.unwrap(), Err(Error::Disconnected)));
+        assert!(matches!(
+            within(w).await.unwrap(),
+            Err(SendError::Disconnected)
+        ));
     }
     let (info, pending) = within(closed_rx).await.unwrap();
-    assert_eq!((info.code, info.reason.as_str()), (1000, "bye"));
+    assert_eq!(
+        (info.code, info.reason.as_str()),
+        (CloseCode::NORMAL, "bye")
+    );
     assert_eq!(pending, 0);
     assert!(matches!(
         conn.send::<_, Value>("q", &()).await,
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     assert!(matches!(
         conn.send_without_response("q", &()),
-        Err(Error::Disconnected)
+        Err(NotifyError::Disconnected)
     ));
 }
 
@@ -387,7 +395,7 @@ async fn send_without_response_has_no_id_and_close_uses_the_given_code() {
     conn.send_without_response("news", &json!({"x": 1}))
         .unwrap();
     assert_eq!(raw.recv().await, json!({"n": "news", "p": {"x": 1}}));
-    conn.close(4242, "go away");
+    conn.close(CloseCode::from(4242), "go away");
     let (code, reason, _) = raw.recv_close().await;
     assert_eq!((code, reason.as_str()), (4242, "go away"));
 }
@@ -421,7 +429,7 @@ async fn a_close_code_not_allowed_on_the_wire_is_sent_as_1000() {
     let (_server, addr, mut conns) = start_handing_out(Server::builder()).await;
     let (mut raw, _) = Raw::handshaked(addr, Value::Null).await;
     let conn = within(conns.recv()).await.unwrap();
-    conn.close(1006, "not a sendable code");
+    conn.close(CloseCode::ABNORMAL, "not a sendable code");
     let (code, reason, _) = raw.recv_close().await;
     assert_eq!((code, reason.as_str()), (1000, "not a sendable code"));
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, report_disconnects, start_handing_out, start_with, within, Raw};
-use roomwire::{CloseInfo, Error, Handshake, Server, ServerConnection};
+use roomwire::{CloseInfo, Error, Handshake, JoinError, SendError, Server, ServerConnection};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -190,9 +190,9 @@ async fn awaited_broadcast_reports_each_members_outcome() {
             .unwrap()
     };
     assert!(matches!(outcome(0), Ok(v) if v == "yes"));
-    assert!(matches!(outcome(1), Err(Error::Rejected(r)) if r.name() == "Veto"));
-    assert!(matches!(outcome(2), Err(Error::Timeout { .. })));
-    assert!(matches!(outcome(3), Err(Error::Disconnected)));
+    assert!(matches!(outcome(1), Err(SendError::Rejected(r)) if r.name() == "Veto"));
+    assert!(matches!(outcome(2), Err(SendError::Timeout { .. })));
+    assert!(matches!(outcome(3), Err(SendError::Disconnected)));
     for (_, c) in &m {
         assert_eq!(c.pending_requests(), 0);
     }
@@ -278,7 +278,7 @@ async fn disconnect_hook_sees_the_rooms_then_the_connection_leaves_them_all() {
     assert!(rooms.contains(&Arc::from("x")) && rooms.contains(&Arc::from("y")));
     eventually("every room is gone", || server.rooms().is_empty()).await;
     assert!(conn.rooms().is_empty());
-    assert!(matches!(conn.join("late"), Err(Error::Disconnected)));
+    assert!(matches!(conn.join("late"), Err(JoinError::Disconnected)));
     assert!(server.rooms().is_empty());
 }
 

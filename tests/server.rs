@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, report_disconnects, start, start_handing_out, start_with, within, Raw};
-use roomwire::{Error, Server, ServerConnection, ServerStatus};
+use roomwire::{CloseCode, SendError, ServeError, Server, ServerConnection, ServerStatus};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn close_sends_1001_rejects_pending_and_waits_for_every_connection() {
     assert_eq!((cb, rb.as_str()), (1001, "Server closing"));
     assert!(matches!(
         within(pending).await.unwrap(),
-        Err(Error::Disconnected)
+        Err(SendError::Disconnected)
     ));
     assert_eq!(server.open_connections(), 0);
     assert!(server.connections().is_empty());
@@ -78,7 +78,7 @@ async fn close_sends_1001_rejects_pending_and_waits_for_every_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     assert!(matches!(
         server.serve(listener).await,
-        Err(Error::ServerClosed)
+        Err(ServeError::Closed)
     ));
 }
 
@@ -217,7 +217,7 @@ async fn close_under_load_ends_every_call_and_finishes_in_bounded_time() {
                         assert_eq!(n, c * 1_000_000 + k);
                         answered.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(Error::Disconnected) => {
+                    Err(SendError::Disconnected) => {
                         cut.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
@@ -274,7 +274,7 @@ async fn the_longest_durations_mean_never_rather_than_a_panic() {
     let all = all.unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(*all[0].result.as_ref().unwrap(), 3);
-    conn.close(4000, "done");
+    conn.close(CloseCode::from(4000), "done");
     let (code, _, _) = raw.recv_close().await;
     assert_eq!(code, 4000);
     let (_, info) = within(closed.recv()).await.unwrap();

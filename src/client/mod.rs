@@ -18,6 +18,7 @@
 //! ```
 
 mod backoff;
+mod error;
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 pub use backoff::Backoff;
+pub use error::ConnectError;
 
 use crate::config::websocket_config;
 use crate::connection::clock;
@@ -40,9 +42,9 @@ use crate::connection::driver::{self, DriverConfig};
 use crate::connection::peer::Peer;
 use crate::connection::router::Router;
 use crate::connection::{CloseInfo, Endpoint, HandshakeEnd};
-use crate::error::{Error, Rejection};
+use crate::error::{DecodeError, EncodeError, NotifyError, PingError, Rejection, SendError};
 use crate::handler::{BoxFuture, Handlers, TypedHandler};
-use crate::protocol::{self, close_code, names, RawId};
+use crate::protocol::{self, names, CloseCode, RawId};
 
 /// Where a client is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +88,7 @@ pub enum ClientEvent {
         /// The attempt that failed.
         attempt: u32,
         /// Why it failed.
-        error: Arc<Error>,
+        error: Arc<ConnectError>,
     },
     /// The server rejected a handshake; the client does not reconnect after that.
     HandshakeRejected(Rejection),
@@ -124,9 +126,13 @@ impl ClientBuilder {
     /// The payload sent with the handshake (`p` of `_h`). Defaults to none (`null`).
     ///
     /// # Errors
-    /// [`Error::Encode`] if it cannot be serialized.
-    pub fn handshake_payload<T: Serialize + ?Sized>(mut self, payload: &T) -> Result<Self, Error> {
-        self.handshake_payload = serde_json::value::to_raw_value(payload).map_err(Error::Encode)?;
+    /// [`EncodeError`] if it cannot be serialized.
+    pub fn handshake_payload<T: Serialize + ?Sized>(
+        mut self,
+        payload: &T,
+    ) -> Result<Self, EncodeError> {
+        self.handshake_payload =
+            serde_json::value::to_raw_value(payload).map_err(EncodeError::new)?;
         Ok(self)
     }
 
@@ -215,10 +221,12 @@ impl ClientBuilder {
     /// apply only after that.
     ///
     /// # Errors
-    /// [`Error::HandshakeRejected`] with the server's error, [`Error::Timeout`] when the
-    /// handshake takes longer than the handshake timeout, [`Error::HandshakeFailed`] for a
-    /// malformed response, [`Error::WebSocket`] when the socket cannot be opened.
-    pub async fn connect(self) -> Result<Client, Error> {
+    /// [`ConnectError::HandshakeRejected`] with the server's error,
+    /// [`ConnectError::Timeout`] when opening the socket and the handshake take longer than
+    /// the handshake timeout, [`ConnectError::HandshakeFailed`] for a malformed response,
+    /// [`ConnectError::WebSocket`] when the socket cannot be opened,
+    /// [`ConnectError::Disconnected`] when it closes before the handshake response.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
         let (state, _) = watch::channel(ClientState::Connecting);
         let stop = CancellationToken::new();
         let guard = Arc::new(DropGuard { stop: stop.clone() });
@@ -243,6 +251,7 @@ impl ClientBuilder {
                 },
                 handlers: Arc::new(self.handlers),
                 link: Mutex::new(None),
+                handshake_payload: Mutex::new(null()),
                 events: broadcast::channel(64).0,
                 state,
                 stop,
@@ -277,13 +286,14 @@ struct ClientConfig {
 struct Link {
     peer: Arc<Peer>,
     id: Arc<str>,
-    payload: Box<RawValue>,
 }
 
 struct ClientInner {
     config: ClientConfig,
     handlers: Arc<Handlers<ClientSocket>>,
     link: Mutex<Option<Link>>,
+    /// The payload of the last accepted handshake response; kept after a disconnect.
+    handshake_payload: Mutex<Box<RawValue>>,
     events: broadcast::Sender<ClientEvent>,
     state: watch::Sender<ClientState>,
     stop: CancellationToken,
@@ -322,7 +332,7 @@ impl Client {
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
-            handshake_payload: RawValue::from_string("null".into()).expect("valid JSON"),
+            handshake_payload: null(),
             response_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(30),
             ping_interval: Duration::from_secs(20),
@@ -339,9 +349,9 @@ impl Client {
         f(&self.inner.link.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn peer(&self) -> Result<Arc<Peer>, Error> {
+    /// The live socket's peer; `None` while not connected.
+    fn peer(&self) -> Option<Arc<Peer>> {
         self.link(|l| l.as_ref().map(|l| l.peer.clone()))
-            .ok_or(Error::Disconnected)
     }
 
     /// The connection id the server gave in the last accepted handshake, while connected.
@@ -349,15 +359,19 @@ impl Client {
         self.link(|l| l.as_ref().map(|l| l.id.clone()))
     }
 
-    /// The payload of the server's last handshake response, deserialized into `T`.
+    /// The payload of the server's last accepted handshake response (`null` when it sent
+    /// none), deserialized into `T`. After a reconnect it is the new handshake's; while
+    /// disconnected, still the last one's.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] while not connected, [`Error::InvalidJson`] if it does not fit `T`.
-    pub fn handshake_payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        let raw = self
-            .link(|l| l.as_ref().map(|l| l.payload.clone()))
-            .ok_or(Error::Disconnected)?;
-        serde_json::from_str(raw.get()).map_err(Error::InvalidJson)
+    /// [`DecodeError`] if it does not fit `T`.
+    pub fn handshake_payload<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        let payload = self
+            .inner
+            .handshake_payload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        serde_json::from_str(payload.get()).map_err(DecodeError::new)
     }
 
     /// Where the client is in its life.
@@ -375,49 +389,59 @@ impl Client {
     /// response timeout.
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Rejected`], [`Error::Disconnected`] (also while
-    /// reconnecting), [`Error::InvalidJson`], [`Error::Encode`], [`Error::QueueFull`].
-    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, Error>
+    /// [`SendError::Timeout`], [`SendError::Rejected`] (with the server's error object),
+    /// [`SendError::Disconnected`] (also while reconnecting), [`SendError::Decode`] if the
+    /// response does not fit `R`, [`SendError::Encode`] if the payload cannot be
+    /// serialized, [`SendError::QueueFull`].
+    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, SendError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
         let timeout = self.inner.config.response_timeout;
-        self.peer()?.request(name, payload, timeout).await
+        self.send_timeout(name, payload, timeout).await
     }
 
     /// [`send`](Self::send) with a timeout of its own.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
     pub async fn send_timeout<T, R>(
         &self,
         name: &str,
         payload: &T,
         timeout: Duration,
-    ) -> Result<R, Error>
+    ) -> Result<R, SendError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.peer()?.request(name, payload, timeout).await
+        let peer = self.peer().ok_or(SendError::Disconnected)?;
+        peer.request(name, payload, timeout).await
     }
 
     /// Sends a message the server does not answer.
     ///
     /// # Errors
-    /// [`Error::Disconnected`], [`Error::Encode`], [`Error::QueueFull`].
+    /// [`NotifyError::Disconnected`] (also while reconnecting), [`NotifyError::Encode`] if
+    /// the payload cannot be serialized, [`NotifyError::QueueFull`].
     pub fn send_without_response<T: Serialize + ?Sized>(
         &self,
         name: &str,
         payload: &T,
-    ) -> Result<(), Error> {
-        self.peer()?.notify(name, payload)
+    ) -> Result<(), NotifyError> {
+        let peer = self.peer().ok_or(NotifyError::Disconnected)?;
+        peer.notify(name, payload)
     }
 
     /// Pings the server and returns the round-trip time.
     ///
     /// # Errors
-    /// [`Error::PingFailed`], [`Error::Disconnected`].
-    pub async fn ping(&self) -> Result<Duration, Error> {
-        self.peer()?.ping().await
+    /// [`PingError::Timeout`] when no pong comes within the response timeout,
+    /// [`PingError::Disconnected`] (also while reconnecting).
+    pub async fn ping(&self) -> Result<Duration, PingError> {
+        let peer = self.peer().ok_or(PingError::Disconnected)?;
+        peer.ping().await
     }
 
     /// How many requests await the server's response.
@@ -426,11 +450,11 @@ impl Client {
     }
 
     /// Closes the connection (code 1000) and stops reconnecting; returns once the socket is
-    /// closed. Everything pending is rejected with [`Error::Disconnected`].
+    /// closed. Everything pending is rejected with [`SendError::Disconnected`].
     pub async fn close(&self) {
         self.inner.stop.cancel();
-        if let Ok(peer) = self.peer() {
-            peer.close(close_code::NORMAL, "Client closed");
+        if let Some(peer) = self.peer() {
+            peer.close(CloseCode::NORMAL, "Client closed");
         }
         let mut state = self.inner.state.subscribe();
         let _ = state.wait_for(|s| *s == ClientState::Closed).await;
@@ -455,7 +479,7 @@ impl ClientInner {
     }
 
     /// Opens a socket and handshakes.
-    async fn open(self: &Arc<Self>) -> Result<Socket, Error> {
+    async fn open(self: &Arc<Self>) -> Result<Socket, ConnectError> {
         let config = &self.config;
         self.set_state(ClientState::Connecting);
         let ws_config = websocket_config(4 * 1024, config.max_message_size);
@@ -467,13 +491,8 @@ impl ClientInner {
         // One deadline for opening the socket and the handshake together.
         let deadline = clock::after(clock::Instant::now(), config.handshake_timeout);
         let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::Timeout {
-                    name: names::HANDSHAKE.into(),
-                    timeout: config.handshake_timeout,
-                })
-            }
+            Ok(result) => result.map_err(ConnectError::WebSocket)?,
+            Err(_) => return Err(ConnectError::Timeout(config.handshake_timeout)),
         };
         let peer = Arc::new(Peer::new(config.outbound_queue, config.response_timeout));
         let endpoint = ClientSocket {
@@ -500,24 +519,34 @@ impl ClientInner {
         let accepted = match reply {
             Ok(payload) => payload.deserialize::<Accepted>().map_err(|e| {
                 (
-                    close_code::HANDSHAKE_FAILED,
+                    CloseCode::HANDSHAKE_FAILED,
                     "Handshake failed, unexpected handshake response.",
-                    Error::HandshakeFailed(format!(
-                        "expected {{\"id\": string, \"payload\": any}}: {e}"
-                    )),
+                    ConnectError::HandshakeFailed(e),
                 )
             }),
-            Err(Error::Rejected(rejection)) => Err((
-                close_code::HANDSHAKE_REJECTED,
+            Err(SendError::Rejected(rejection)) => Err((
+                CloseCode::HANDSHAKE_REJECTED,
                 "Handshake rejected",
-                Error::HandshakeRejected(rejection),
+                ConnectError::HandshakeRejected(rejection),
             )),
-            Err(e @ Error::Timeout { .. }) => Err((
-                close_code::HANDSHAKE_FAILED,
+            Err(SendError::Timeout { .. }) => Err((
+                CloseCode::HANDSHAKE_FAILED,
                 "Handshake failed, request timeout.",
-                e,
+                ConnectError::Timeout(config.handshake_timeout),
             )),
-            Err(e) => Err((close_code::HANDSHAKE_FAILED, "Handshake failed", e)),
+            // A full queue is closing the socket (the rest cannot happen to a raw request
+            // with a JSON payload on a fresh socket): all end the connection.
+            Err(
+                SendError::Disconnected
+                | SendError::QueueFull
+                | SendError::HandshakePending
+                | SendError::Decode(_)
+                | SendError::Encode(_),
+            ) => Err((
+                CloseCode::HANDSHAKE_FAILED,
+                "Handshake failed",
+                ConnectError::Disconnected,
+            )),
         };
         let accepted = match accepted {
             Ok(accepted) => accepted,
@@ -530,13 +559,13 @@ impl ClientInner {
             }
         };
         let id: Arc<str> = Arc::from(accepted.id);
-        let payload = accepted
-            .payload
-            .unwrap_or_else(|| RawValue::from_string("null".into()).expect("valid JSON"));
+        *self
+            .handshake_payload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = accepted.payload.unwrap_or_else(null);
         *self.link.lock().unwrap_or_else(|p| p.into_inner()) = Some(Link {
             peer: peer.clone(),
             id: id.clone(),
-            payload,
         });
         self.set_state(ClientState::Connected);
         self.emit(ClientEvent::Connected { id });
@@ -555,12 +584,12 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
         let info = tokio::select! {
             info = &mut socket.driver => info,
             () = stop.cancelled() => {
-                socket.peer.close(close_code::NORMAL, "Client closed");
+                socket.peer.close(CloseCode::NORMAL, "Client closed");
                 (&mut socket.driver).await
             }
         }
         .unwrap_or_else(|_| CloseInfo {
-            code: close_code::INTERNAL_ERROR,
+            code: CloseCode::INTERNAL_ERROR,
             reason: "connection task failed".into(),
         });
         *client.link.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -597,7 +626,7 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
             };
             match opened {
                 Ok(socket) => break socket,
-                Err(Error::HandshakeRejected(rejection)) => {
+                Err(ConnectError::HandshakeRejected(rejection)) => {
                     client.emit(ClientEvent::HandshakeRejected(rejection));
                     return finish(&client);
                 }
@@ -618,8 +647,13 @@ async fn supervise(client: Arc<ClientInner>, mut socket: Socket) {
 /// back: it closed the client's room (4211) or found it too slow to read (4210).
 /// Reconnecting would only repeat it. (A rejected handshake, 4203, ends reconnecting too:
 /// see [`supervise`].) The client's own 4210 (its queue full) is not final.
-fn final_close(code: u16) -> bool {
-    matches!(code, close_code::SLOW_CONSUMER | close_code::ROOM_CLOSED)
+fn final_close(code: CloseCode) -> bool {
+    matches!(code, CloseCode::SLOW_CONSUMER | CloseCode::ROOM_CLOSED)
+}
+
+/// JSON's `null`, as raw JSON.
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).expect("valid JSON")
 }
 
 fn finish(client: &ClientInner) {

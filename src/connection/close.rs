@@ -1,24 +1,25 @@
 //! How a connection ends: [`CloseInfo`] (the code and reason it ended with), the close the
-//! driver is asked to perform, and the rules for what a close frame may carry.
+//! driver is asked to perform, and how long a close frame's reason may be (which codes it
+//! may carry is [`CloseCode::is_sendable`]).
 
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::protocol::close_code;
+use crate::protocol::CloseCode;
 
 /// How a connection ended: the close code and reason, sent by this end or received from
-/// the peer. 1006 ([`close_code::ABNORMAL`]) when the socket dropped without a close frame
+/// the peer. 1006 ([`CloseCode::ABNORMAL`]) when the socket dropped without a close frame
 /// (a FIN or a reset); it is never sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
     /// The WebSocket close code.
-    pub code: u16,
+    pub code: CloseCode,
     /// The close reason.
     pub reason: String,
 }
 
 impl CloseInfo {
-    pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
         CloseInfo {
             code,
             reason: reason.into(),
@@ -27,21 +28,16 @@ impl CloseInfo {
 
     /// The socket is gone without a close frame.
     pub(crate) fn abnormal(reason: impl Into<String>) -> Self {
-        CloseInfo::new(close_code::ABNORMAL, reason)
+        CloseInfo::new(CloseCode::ABNORMAL, reason)
     }
 
     /// The close frame that says this.
     pub(crate) fn frame(&self) -> CloseFrame {
         CloseFrame {
-            code: CloseCode::from(self.code),
+            code: WsCloseCode::from(self.code.as_u16()),
             reason: truncate_reason(&self.reason).to_owned().into(),
         }
     }
-}
-
-/// Whether RFC 6455 lets a close frame carry `code` (1004–1006 and 1015 are reserved).
-pub(crate) fn sendable_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// WebSocket close reasons are limited to 123 bytes; cut at a character boundary.

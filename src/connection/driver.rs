@@ -16,7 +16,7 @@
 //! Closing is part of the same machine ([`Phase`]). What the driver owns ends with it: when
 //! it is dropped — after its close, or because its task was cancelled or panicked — the
 //! queue refuses new frames, every pending request fails with
-//! [`Error::Disconnected`](crate::Error::Disconnected), and the running handlers are
+//! [`SendError::Disconnected`](crate::SendError::Disconnected), and the running handlers are
 //! dropped.
 //!
 //! The same driver runs the server's connections and the client's socket; what differs
@@ -41,9 +41,9 @@ use super::clock::{self, Instant, FAR_FUTURE};
 use super::close::CloseInfo;
 use super::peer::{Peer, Taken};
 use super::router::Router;
-use crate::error::Error;
+use crate::error::PingError;
 use crate::handler::BoxFuture;
-use crate::protocol::{self, close_code, RawId};
+use crate::protocol::{self, CloseCode, RawId};
 
 /// The most frames read in one turn.
 const MAX_BATCH: usize = 256;
@@ -131,7 +131,7 @@ pub(crate) struct Driver<S, E: Endpoint> {
     /// Frames were fed to the socket and not flushed yet.
     unflushed: bool,
     /// The ping the driver sent after a silence, while it waits for the pong.
-    auto_ping: Option<BoxFuture<Result<Duration, Error>>>,
+    auto_ping: Option<BoxFuture<Result<Duration, PingError>>>,
     /// While the handshake is not accepted.
     handshake_at: Option<Instant>,
     /// Once closing: the connection ends by then, whatever the peer does.
@@ -244,7 +244,7 @@ where
             } else if now >= at {
                 let ms = ep.handshake_timeout().unwrap_or_default().as_millis();
                 self.peer().close(
-                    close_code::HANDSHAKE_FAILED,
+                    CloseCode::HANDSHAKE_FAILED,
                     &format!("Handshake not completed after {ms} ms"),
                 );
                 self.router.abandon_handshake();
@@ -290,8 +290,8 @@ where
             let ping_cx = &mut Context::from_waker(self.router.waker());
             if let Poll::Ready(result) = ping.poll_unpin(ping_cx) {
                 self.auto_ping = None;
-                if let Err(Error::PingFailed(_)) = result {
-                    self.peer().close(close_code::PING_FAILED, "Ping failed");
+                if let Err(PingError::Timeout(_)) = result {
+                    self.peer().close(CloseCode::PING_FAILED, "Ping failed");
                 }
                 progress = true;
             }
@@ -325,7 +325,7 @@ where
 
     /// The connection turns to closing with `info` (ours, or the peer's when `sent`).
     fn begin_close(&mut self, info: CloseInfo, sent: bool) {
-        tracing::debug!(code = info.code, reason = %info.reason, by_peer = sent, "closing");
+        tracing::debug!(code = info.code.as_u16(), reason = %info.reason, by_peer = sent, "closing");
         self.start_closing(Phase::Closing {
             info,
             sent,
@@ -453,7 +453,7 @@ where
         match failure {
             Failure::Gone(info) => Turn::Ended(info),
             Failure::Refuse(info) => {
-                tracing::info!(code = info.code, reason = %info.reason, "closing a connection that broke the protocol or a limit");
+                tracing::info!(code = info.code.as_u16(), reason = %info.reason, "closing a connection that broke the protocol or a limit");
                 self.batch.clear();
                 self.start_closing(Phase::Failing {
                     info,
@@ -685,8 +685,8 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
             }
         },
         Some(Ok(Message::Close(frame))) => ReadEvent::PeerClose(match frame {
-            Some(f) => CloseInfo::new(f.code.into(), f.reason.as_str()),
-            None => CloseInfo::new(close_code::NO_STATUS, ""),
+            Some(f) => CloseInfo::new(u16::from(f.code).into(), f.reason.as_str()),
+            None => CloseInfo::new(CloseCode::NO_STATUS, ""),
         }),
         Some(Ok(_)) => ReadEvent::Control,
         Some(Err(WsError::Capacity(e))) => {
@@ -696,7 +696,7 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
             };
             tracing::warn!(error = %e, "the peer sent a message over max_message_size; closing with 1009");
             ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
-                close_code::MESSAGE_TOO_BIG,
+                CloseCode::MESSAGE_TOO_BIG,
                 reason,
             )))
         }
@@ -707,14 +707,14 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
         Some(Err(WsError::Utf8(e))) => {
             tracing::debug!(error = %e, "a text frame that is not UTF-8");
             ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
-                close_code::INVALID_PAYLOAD,
+                CloseCode::INVALID_PAYLOAD,
                 "Text frame is not UTF-8",
             )))
         }
         Some(Err(WsError::Protocol(e))) => {
             tracing::debug!(error = %e, "WebSocket protocol error");
             ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
-                close_code::PROTOCOL_ERROR,
+                CloseCode::PROTOCOL_ERROR,
                 "Protocol error",
             )))
         }

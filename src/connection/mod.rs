@@ -20,14 +20,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use close::truncate_reason;
 pub use close::CloseInfo;
-pub(crate) use close::{sendable_close_code, truncate_reason};
 pub(crate) use driver::{Endpoint, HandshakeEnd};
 use peer::Peer;
 
-use crate::error::Error;
+use crate::error::{IdError, JoinError, NotifyError, PingError, SendError};
 use crate::handler::BoxFuture;
-use crate::protocol::RawId;
+use crate::protocol::{CloseCode, RawId};
 use crate::rooms::BroadcastOperator;
 use crate::server::{Server, ServerShared};
 use crate::upgrade::UpgradeRequest;
@@ -140,18 +140,18 @@ impl ServerConnection {
     /// Sets the connection's id. Only during the handshake phase, before resolving.
     ///
     /// # Errors
-    /// [`Error::IdConflict`] if another live connection has that id,
-    /// [`Error::HandshakeEnded`] once the handshake is resolved, [`Error::Disconnected`] once
-    /// the connection is gone, [`Error::InvalidId`] if the id is empty or longer than
+    /// [`IdError::Conflict`] if another live connection has that id,
+    /// [`IdError::HandshakeEnded`] once the handshake is resolved, [`IdError::Disconnected`]
+    /// once the connection is gone, [`IdError::Invalid`] if the id is empty or longer than
     /// [`max_id_len`](crate::ServerBuilder::max_id_len).
-    pub fn set_id(&self, id: impl Into<String>) -> Result<(), Error> {
+    pub fn set_id(&self, id: impl Into<String>) -> Result<(), IdError> {
         let id: String = id.into();
         if self.state() != ConnectionState::Handshaking {
-            return Err(Error::HandshakeEnded);
+            return Err(IdError::HandshakeEnded);
         }
         let max = self.inner.server.config.max_id_len;
         if id.is_empty() || id.len() > max {
-            return Err(Error::InvalidId {
+            return Err(IdError::Invalid {
                 reason: format!(
                     "an id must be 1 to {max} bytes long, got {} bytes",
                     id.len()
@@ -161,7 +161,7 @@ impl ServerConnection {
         let mut membership = self.membership();
         // Under the lock teardown takes too: once the connection is gone, no id is taken.
         if membership.left {
-            return Err(Error::Disconnected);
+            return Err(IdError::Disconnected);
         }
         if *membership.id == *id {
             return Ok(());
@@ -169,7 +169,7 @@ impl ServerConnection {
         let id: Arc<str> = Arc::from(id);
         let server = &self.inner.server;
         match server.registry.entry(id.clone()) {
-            dashmap::Entry::Occupied(_) => return Err(Error::IdConflict { id: id.to_string() }),
+            dashmap::Entry::Occupied(_) => return Err(IdError::Conflict { id: id.to_string() }),
             dashmap::Entry::Vacant(slot) => {
                 slot.insert(self.clone());
             }
@@ -187,11 +187,11 @@ impl ServerConnection {
     /// handshake is accepted.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] once the connection has closed.
-    pub fn join(&self, room: &str) -> Result<(), Error> {
+    /// [`JoinError::Disconnected`] once the connection has closed.
+    pub fn join(&self, room: &str) -> Result<(), JoinError> {
         let mut membership = self.membership();
         if membership.left {
-            return Err(Error::Disconnected);
+            return Err(JoinError::Disconnected);
         }
         if !membership.rooms.contains(room) {
             let room = self.inner.server.rooms.add(room, &membership.id, self);
@@ -329,62 +329,68 @@ impl ServerConnection {
     /// the server's [response timeout](crate::ServerBuilder::response_timeout).
     ///
     /// # Errors
-    /// [`Error::Timeout`], [`Error::Rejected`] (with the client's error object),
-    /// [`Error::Disconnected`], [`Error::HandshakePending`] before the handshake is accepted,
-    /// [`Error::InvalidJson`] if the response does not fit `R`,
-    /// [`Error::Encode`], [`Error::QueueFull`].
-    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, Error>
+    /// [`SendError::Timeout`], [`SendError::Rejected`] (with the client's error object),
+    /// [`SendError::Disconnected`], [`SendError::HandshakePending`] before the handshake is
+    /// accepted, [`SendError::Decode`] if the response does not fit `R`,
+    /// [`SendError::Encode`] if the payload cannot be serialized, [`SendError::QueueFull`].
+    pub async fn send<T, R>(&self, name: &str, payload: &T) -> Result<R, SendError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.check_connected()?;
+        self.check_connected(SendError::HandshakePending, SendError::Disconnected)?;
         let peer = &self.inner.peer;
         peer.request(name, payload, peer.response_timeout).await
     }
 
     /// [`send`](Self::send) with a timeout of its own.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
     pub async fn send_timeout<T, R>(
         &self,
         name: &str,
         payload: &T,
         timeout: Duration,
-    ) -> Result<R, Error>
+    ) -> Result<R, SendError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        self.check_connected()?;
+        self.check_connected(SendError::HandshakePending, SendError::Disconnected)?;
         self.inner.peer.request(name, payload, timeout).await
     }
 
     /// Sends a message the client does not answer.
     ///
     /// # Errors
-    /// [`Error::Disconnected`], [`Error::HandshakePending`], [`Error::Encode`], [`Error::QueueFull`].
+    /// [`NotifyError::Disconnected`], [`NotifyError::HandshakePending`] before the handshake
+    /// is accepted, [`NotifyError::Encode`] if the payload cannot be serialized,
+    /// [`NotifyError::QueueFull`].
     pub fn send_without_response<T: Serialize + ?Sized>(
         &self,
         name: &str,
         payload: &T,
-    ) -> Result<(), Error> {
-        self.check_connected()?;
+    ) -> Result<(), NotifyError> {
+        self.check_connected(NotifyError::HandshakePending, NotifyError::Disconnected)?;
         self.inner.peer.notify(name, payload)
     }
 
-    fn check_connected(&self) -> Result<(), Error> {
+    /// `Ok` while connected; otherwise `handshaking` or `gone`, as the connection is.
+    fn check_connected<E>(&self, handshaking: E, gone: E) -> Result<(), E> {
         match self.state() {
             ConnectionState::Connected => Ok(()),
-            ConnectionState::Handshaking => Err(Error::HandshakePending),
-            ConnectionState::Disconnected => Err(Error::Disconnected),
+            ConnectionState::Handshaking => Err(handshaking),
+            ConnectionState::Disconnected => Err(gone),
         }
     }
 
     /// Pings the client and returns the round-trip time.
     ///
     /// # Errors
-    /// [`Error::PingFailed`] when no pong comes within the response timeout,
-    /// [`Error::Disconnected`].
-    pub async fn ping(&self) -> Result<Duration, Error> {
+    /// [`PingError::Timeout`] when no pong comes within the response timeout,
+    /// [`PingError::Disconnected`].
+    pub async fn ping(&self) -> Result<Duration, PingError> {
         self.inner.peer.ping().await
     }
 
@@ -395,18 +401,25 @@ impl ServerConnection {
     /// nothing sees the close frame only if it reads within that time). Then the
     /// `on_disconnect` hook runs. Closing twice does nothing.
     ///
-    /// `code` should be one a close frame may carry: 1000–1003, 1007–1014 or 3000–4999
-    /// (roomwire's own are in [`close_code`](crate::protocol::close_code)); any other is
+    /// `code` should be one a close frame may carry ([`CloseCode::is_sendable`]: 1000–1003,
+    /// 1007–1014 or 3000–4999; roomwire's own are [`CloseCode`]'s constants); any other is
     /// sent as 1000 and logged.
-    pub fn close(&self, code: u16, reason: &str) {
-        let code = if sendable_close_code(code) {
+    ///
+    /// ```no_run
+    /// # fn demo(conn: roomwire::ServerConnection) {
+    /// use roomwire::CloseCode;
+    /// conn.close(CloseCode::from(4000), "kicked");
+    /// # }
+    /// ```
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let code = if code.is_sendable() {
             code
         } else {
             tracing::warn!(
-                code,
+                code = code.as_u16(),
                 "close code not allowed on the wire; sending 1000 instead"
             );
-            crate::protocol::close_code::NORMAL
+            CloseCode::NORMAL
         };
         self.inner.peer.close(code, truncate_reason(reason));
     }
@@ -418,10 +431,9 @@ impl ServerConnection {
             hook,
             "the {hook} hook panicked; closing the connection with 1011"
         );
-        self.inner.peer.close(
-            crate::protocol::close_code::INTERNAL_SERVER_ERROR,
-            "Internal server error",
-        );
+        self.inner
+            .peer
+            .close(CloseCode::INTERNAL_SERVER_ERROR, "Internal server error");
     }
 
     /// How many malformed frames the client has sent (each was dropped; the connection

@@ -24,8 +24,8 @@ use super::clock::{self, Instant};
 use super::close::CloseInfo;
 use super::pending::{next_request_id, PendingReplies};
 use super::wake::DriverWake;
-use crate::error::Error;
-use crate::protocol::{self, close_code, names, Payload};
+use crate::error::{NotifyError, PingError, SendError};
+use crate::protocol::{self, names, CloseCode, Payload};
 
 /// What waits for the driver: frames to write, and a close to perform.
 #[derive(Debug, Default)]
@@ -34,6 +34,33 @@ struct Outbound {
     close: Option<CloseInfo>,
     /// The close frame is on its way, or the socket is gone: nothing is accepted any more.
     done: bool,
+}
+
+/// Why [`Peer::queue`] refused a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueError {
+    /// The socket is closed or closing.
+    Closed,
+    /// The queue is full: the connection is being closed as a slow consumer.
+    Full,
+}
+
+impl From<QueueError> for SendError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Closed => SendError::Disconnected,
+            QueueError::Full => SendError::QueueFull,
+        }
+    }
+}
+
+impl From<QueueError> for NotifyError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Closed => NotifyError::Disconnected,
+            QueueError::Full => NotifyError::QueueFull,
+        }
+    }
 }
 
 /// What the driver takes from the queue in one go.
@@ -79,11 +106,11 @@ impl Peer {
 
     /// Queues an encoded frame. Never waits: a full queue means the peer does not read,
     /// and the connection is closed as a slow consumer (invariant 4).
-    pub(crate) fn queue(&self, frame: Utf8Bytes) -> Result<(), Error> {
+    pub(crate) fn queue(&self, frame: Utf8Bytes) -> Result<(), QueueError> {
         {
             let mut out = self.outbound();
             if out.done {
-                return Err(Error::Disconnected);
+                return Err(QueueError::Closed);
             }
             if out.frames.len() < self.limit {
                 let was_empty = out.frames.is_empty();
@@ -98,7 +125,7 @@ impl Peer {
             }
         }
         if self.close(
-            close_code::SLOW_CONSUMER,
+            CloseCode::SLOW_CONSUMER,
             "Slow consumer: outbound queue full",
         ) {
             tracing::warn!(
@@ -106,7 +133,7 @@ impl Peer {
                 "slow consumer: the outbound queue is full (the peer does not read); closing with 4210"
             );
         }
-        Err(Error::QueueFull)
+        Err(QueueError::Full)
     }
 
     /// For the driver: a frame was dropped as malformed; the connection stays open.
@@ -181,11 +208,14 @@ impl Peer {
         frame: Utf8Bytes,
         deadline: Instant,
         waker: Option<std::task::Waker>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), SendError> {
         if self.pending.insert(id, deadline, waker)? {
             self.wake.wake();
         }
-        self.queue(frame).inspect_err(|_| self.pending.remove(id))
+        self.queue(frame).map_err(|e| {
+            self.pending.remove(id);
+            e.into()
+        })
     }
 
     /// Sends a fire-and-forget message.
@@ -193,9 +223,9 @@ impl Peer {
         &self,
         name: &str,
         payload: &T,
-    ) -> Result<(), Error> {
-        let frame = protocol::encode_message(name, payload, None).map_err(Error::Encode)?;
-        self.queue(frame)
+    ) -> Result<(), NotifyError> {
+        let frame = protocol::encode_message(name, payload, None).map_err(NotifyError::Encode)?;
+        Ok(self.queue(frame)?)
     }
 
     /// Sends a request and awaits its response, typed.
@@ -204,13 +234,13 @@ impl Peer {
         name: &str,
         payload: &T,
         timeout: Duration,
-    ) -> Result<R, Error>
+    ) -> Result<R, SendError>
     where
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
         let reply = self.request_raw(name, payload, timeout).await?;
-        reply.deserialize().map_err(Error::InvalidJson)
+        reply.deserialize().map_err(SendError::Decode)
     }
 
     /// Sends a request and awaits its response, raw.
@@ -228,22 +258,30 @@ impl Peer {
         }
     }
 
-    /// Pings the peer and returns the round-trip time.
-    pub(crate) async fn ping(&self) -> Result<Duration, Error> {
+    /// Pings the peer and returns the round-trip time. Any answer counts as the pong (an
+    /// error response too: the peer is there). A full queue is closing the connection, so
+    /// it fails the ping as [`PingError::Disconnected`].
+    pub(crate) async fn ping(&self) -> Result<Duration, PingError> {
         let started = Instant::now();
         match self
             .request_raw(names::PING, &(), self.response_timeout)
             .await
         {
-            Ok(_) => Ok(started.elapsed()),
-            Err(Error::Timeout { timeout, .. }) => Err(Error::PingFailed(timeout)),
-            Err(e) => Err(e),
+            Ok(_) | Err(SendError::Rejected(_)) => Ok(started.elapsed()),
+            Err(SendError::Timeout { timeout, .. }) => Err(PingError::Timeout(timeout)),
+            Err(
+                SendError::Disconnected
+                | SendError::QueueFull
+                | SendError::HandshakePending
+                | SendError::Decode(_)
+                | SendError::Encode(_),
+            ) => Err(PingError::Disconnected),
         }
     }
 
     /// Asks the driver to close the socket with `code` and `reason`. The first request wins;
     /// later ones (and requests after the socket closed) do nothing. Whether this one counted.
-    pub(crate) fn close(&self, code: u16, reason: &str) -> bool {
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) -> bool {
         {
             let mut out = self.outbound();
             if out.close.is_some() || out.done {
@@ -275,10 +313,10 @@ enum RequestState<'a, T: ?Sized> {
 
 impl<T: Serialize + ?Sized> Request<'_, T> {
     /// Encodes, registers and queues the request; its id.
-    fn send(&self, payload: &T, waker: &std::task::Waker) -> Result<u64, Error> {
+    fn send(&self, payload: &T, waker: &std::task::Waker) -> Result<u64, SendError> {
         let id = next_request_id();
         let frame =
-            protocol::encode_message(self.name, payload, Some(id)).map_err(Error::Encode)?;
+            protocol::encode_message(self.name, payload, Some(id)).map_err(SendError::Encode)?;
         let deadline = clock::after(Instant::now(), self.timeout);
         self.peer
             .send_request(id, frame, deadline, Some(waker.clone()))?;
@@ -287,7 +325,7 @@ impl<T: Serialize + ?Sized> Request<'_, T> {
 }
 
 impl<T: Serialize + ?Sized> Future for Request<'_, T> {
-    type Output = Result<Payload, Error>;
+    type Output = Result<Payload, SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -338,14 +376,14 @@ impl<P: AsRef<Peer>> Waiting<P> {
         id: u64,
         frame: Utf8Bytes,
         deadline: Instant,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, SendError> {
         peer.as_ref().send_request(id, frame, deadline, None)?;
         Ok(Waiting { peer, id })
     }
 
-    /// The response, or [`Error::Timeout`] (naming `name` and `timeout`) once the deadline
-    /// passed: the connection's driver enforces it.
-    pub(crate) async fn reply(self, name: &str, timeout: Duration) -> Result<Payload, Error> {
+    /// The response, or [`SendError::Timeout`] (naming `name` and `timeout`) once the
+    /// deadline passed: the connection's driver enforces it.
+    pub(crate) async fn reply(self, name: &str, timeout: Duration) -> Result<Payload, SendError> {
         std::future::poll_fn(|cx| self.peer.as_ref().pending.poll(self.id, cx))
             .await
             .into_reply(name, timeout)

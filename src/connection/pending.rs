@@ -14,26 +14,26 @@ use std::time::Duration;
 
 use super::clock::Instant;
 
-use crate::error::Error;
+use crate::error::SendError;
 use crate::protocol::Payload;
 
 /// What a pending request ends with.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// The peer's payload, or an error ([`Error::Rejected`], [`Error::Disconnected`]).
-    Reply(Result<Payload, Error>),
+    /// The peer's payload, or an error ([`SendError::Rejected`], [`SendError::Disconnected`]).
+    Reply(Result<Payload, SendError>),
     /// The deadline passed first. The waiter knows the request's name and timeout, so it
-    /// builds the [`Error::Timeout`].
+    /// builds the [`SendError::Timeout`].
     TimedOut,
 }
 
 impl Outcome {
-    /// The waiter's result: the reply, or [`Error::Timeout`] naming the request's `name` and
+    /// The waiter's result: the reply, or [`SendError::Timeout`] naming the request's `name` and
     /// `timeout`.
-    pub(crate) fn into_reply(self, name: &str, timeout: Duration) -> Result<Payload, Error> {
+    pub(crate) fn into_reply(self, name: &str, timeout: Duration) -> Result<Payload, SendError> {
         match self {
             Outcome::Reply(reply) => reply,
-            Outcome::TimedOut => Err(Error::Timeout {
+            Outcome::TimedOut => Err(SendError::Timeout {
                 name: name.to_owned(),
                 timeout,
             }),
@@ -125,13 +125,13 @@ enum State {
     /// Answered; the waiter has not taken the payload yet.
     Replied(Payload),
     /// Rejected or disconnected (boxed: errors are rare and large).
-    Failed(Box<Error>),
+    Failed(Box<SendError>),
     /// The deadline passed.
     TimedOut,
 }
 
 impl State {
-    fn ended(outcome: Result<Payload, Error>) -> State {
+    fn ended(outcome: Result<Payload, SendError>) -> State {
         match outcome {
             Ok(payload) => State::Replied(payload),
             Err(e) => State::Failed(Box::new(e)),
@@ -169,11 +169,11 @@ impl PendingReplies {
         id: u64,
         deadline: Instant,
         waker: Option<Waker>,
-    ) -> Result<bool, Error> {
+    ) -> Result<bool, SendError> {
         let deadline = nanos(deadline);
         let mut table = self.table();
         if table.closed {
-            return Err(Error::Disconnected);
+            return Err(SendError::Disconnected);
         }
         table.entries.insert(
             id,
@@ -195,7 +195,7 @@ impl PendingReplies {
         let mut table = self.table();
         let Some(entry) = table.entries.get_mut(&id) else {
             // Gone: its waiter removed it (and is not polling any more), or it never was.
-            return Poll::Ready(Outcome::Reply(Err(Error::Disconnected)));
+            return Poll::Ready(Outcome::Reply(Err(SendError::Disconnected)));
         };
         match &mut entry.state {
             State::Waiting(waker) => {
@@ -218,7 +218,7 @@ impl PendingReplies {
     }
 
     /// Delivers a response; `false` when nothing waits for `id` (late, unknown or duplicate).
-    pub(crate) fn complete(&self, id: u64, reply: Result<Payload, Error>) -> bool {
+    pub(crate) fn complete(&self, id: u64, reply: Result<Payload, SendError>) -> bool {
         let waker = {
             let mut table = self.table();
             match table.entries.get_mut(&id) {
@@ -284,7 +284,7 @@ impl PendingReplies {
         }
     }
 
-    /// Fails everything still waiting with [`Error::Disconnected`] and refuses new entries.
+    /// Fails everything still waiting with [`SendError::Disconnected`] and refuses new entries.
     /// Outcomes already delivered stay for their waiters to take: a response that came just
     /// before the close is not turned into a disconnect.
     pub(crate) fn close(&self) {
@@ -299,7 +299,7 @@ impl PendingReplies {
             for entry in table.entries.values_mut() {
                 if let State::Waiting(waker) = &mut entry.state {
                     woken.extend(waker.take());
-                    entry.state = State::Failed(Box::new(Error::Disconnected));
+                    entry.state = State::Failed(Box::new(SendError::Disconnected));
                 }
             }
         }
@@ -348,10 +348,10 @@ mod tests {
         t.insert(1, far(), None).unwrap();
         assert!(poll(&t, 1).is_pending());
         assert_eq!(t.len(), 1);
-        assert!(t.complete(1, Err(Error::Disconnected)));
+        assert!(t.complete(1, Err(SendError::Disconnected)));
         assert!(matches!(
             poll(&t, 1),
-            Poll::Ready(Outcome::Reply(Err(Error::Disconnected)))
+            Poll::Ready(Outcome::Reply(Err(SendError::Disconnected)))
         ));
         assert_eq!(t.len(), 0);
         // Given up without an answer (cancellation).
@@ -359,7 +359,7 @@ mod tests {
         t.remove(2);
         assert_eq!(t.len(), 0);
         assert!(
-            !t.complete(2, Err(Error::Disconnected)),
+            !t.complete(2, Err(SendError::Disconnected)),
             "late replies match nothing"
         );
     }
@@ -371,9 +371,12 @@ mod tests {
         t.close();
         assert!(matches!(
             poll(&t, 1),
-            Poll::Ready(Outcome::Reply(Err(Error::Disconnected)))
+            Poll::Ready(Outcome::Reply(Err(SendError::Disconnected)))
         ));
-        assert!(matches!(t.insert(2, far(), None), Err(Error::Disconnected)));
+        assert!(matches!(
+            t.insert(2, far(), None),
+            Err(SendError::Disconnected)
+        ));
         assert_eq!(t.len(), 0);
         assert_eq!(t.earliest(), None);
     }
@@ -382,12 +385,12 @@ mod tests {
     fn close_keeps_an_outcome_delivered_before_it() {
         let t = PendingReplies::default();
         t.insert(1, far(), None).unwrap();
-        let rejected = Error::Rejected(crate::Rejection::new("No", "not now"));
+        let rejected = SendError::Rejected(crate::Rejection::new("No", "not now"));
         assert!(t.complete(1, Err(rejected)));
         t.close();
         assert!(matches!(
             poll(&t, 1),
-            Poll::Ready(Outcome::Reply(Err(Error::Rejected(_))))
+            Poll::Ready(Outcome::Reply(Err(SendError::Rejected(_))))
         ));
         assert_eq!(t.len(), 0);
     }
@@ -417,10 +420,10 @@ mod tests {
         assert!(matches!(poll(&t, 2), Poll::Ready(Outcome::TimedOut)));
         assert!(poll(&t, 1).is_pending());
         assert!(
-            !t.complete(2, Err(Error::Disconnected)),
+            !t.complete(2, Err(SendError::Disconnected)),
             "a reply after the timeout matches nothing"
         );
-        assert!(t.complete(1, Err(Error::Disconnected)));
+        assert!(t.complete(1, Err(SendError::Disconnected)));
         assert!(poll(&t, 1).is_ready());
         t.expire(later);
         assert_eq!(t.earliest(), None);

@@ -12,7 +12,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::driver::{DriverConfig, Endpoint, HandshakeEnd};
-use crate::error::{Error, Rejection};
+use crate::error::{Rejection, SendError};
 use crate::handler::{BoxFuture, HandlerFuture, Handlers, PayloadText, Snapshot};
 use crate::protocol::{self, names, Payload, RawId};
 
@@ -170,7 +170,7 @@ impl<E: Endpoint> Router<E> {
                     return;
                 };
                 let outcome = if protocol::is_error(msg.error) {
-                    Err(Error::Rejected(Rejection::from_wire(
+                    Err(SendError::Rejected(Rejection::from_wire(
                         msg.error.unwrap_or("null"),
                     )))
                 } else {

@@ -8,11 +8,12 @@
 // One concept per file: reading a frame (`envelope`, and the fast `scan`ner it tries
 // first), writing one (`encode`), and the close codes. Everything the rest of the crate
 // uses is re-exported here, so every path stays `crate::protocol::…`.
-pub mod close_code;
+mod close_code;
 mod encode;
 mod envelope;
 pub(crate) mod scan;
 
+pub use close_code::CloseCode;
 pub(crate) use encode::{encode_message, encode_reject, encode_resolve};
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use envelope::decode_with_serde;
