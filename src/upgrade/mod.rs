@@ -1,13 +1,14 @@
-//! The front door: the HTTP request a WebSocket connection arrives with, and the decision
-//! to upgrade it or answer it with an HTTP status.
+//! The front door: the HTTP request a WebSocket connection arrives with ([`UpgradeRequest`]),
+//! and what the application's [upgrade filter](crate::Server::on_upgrade) uses to decide on
+//! it ([`Deny`], [`TrustedProxies`], [`AllowedOrigins`]).
 //!
 //! Every way in — the built-in listener ([`Server::listen`](crate::Server::listen)), any
 //! stream given to [`Server::serve_connection`](crate::Server::serve_connection), a hyper
 //! or axum app calling [`Server::handle_upgrade`](crate::Server::handle_upgrade) — goes
-//! through the same [`decide`]: the server's state and connection limit, the WebSocket
-//! headers, then the application's [upgrade filter](crate::Server::on_upgrade). Only an
-//! allowed upgrade becomes a connection; everything else is answered with a status and a
-//! body that says why, and the socket is closed.
+//! through the same decision: the path (built-in listener), the server's state and
+//! connection limit, the WebSocket headers, then the upgrade filter. Only an allowed upgrade
+//! becomes a connection; everything else is answered with a status and a body that says
+//! why, and the socket is closed.
 
 mod origin;
 mod proxy;
