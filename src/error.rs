@@ -159,10 +159,12 @@ pub enum IdError {
         id: String,
     },
     /// The id is empty or longer than [`max_id_len`](crate::ServerBuilder::max_id_len).
-    #[error("invalid connection id: {reason}")]
-    Invalid {
-        /// What is wrong with it.
-        reason: String,
+    #[error("invalid connection id: an id must be 1 to {max} bytes long, got {len} bytes (raise max_id_len for longer ids)")]
+    InvalidLength {
+        /// The id's length in bytes.
+        len: usize,
+        /// The longest id allowed ([`max_id_len`](crate::ServerBuilder::max_id_len)).
+        max: usize,
     },
     /// The handshake is already resolved (or rejected): an id is set during the handshake.
     #[error("the handshake is already resolved; set the id before resolving it")]
@@ -178,7 +180,7 @@ impl IdError {
     pub fn name(&self) -> &'static str {
         match self {
             IdError::Conflict { .. } => "IdConflict",
-            IdError::Invalid { .. } => "InvalidId",
+            IdError::InvalidLength { .. } => "InvalidId",
             IdError::HandshakeEnded => "HandshakeEnded",
             IdError::Disconnected => "Disconnected",
         }

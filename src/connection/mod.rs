@@ -142,7 +142,7 @@ impl ServerConnection {
     /// # Errors
     /// [`IdError::Conflict`] if another live connection has that id,
     /// [`IdError::HandshakeEnded`] once the handshake is resolved, [`IdError::Disconnected`]
-    /// once the connection is gone, [`IdError::Invalid`] if the id is empty or longer than
+    /// once the connection is gone, [`IdError::InvalidLength`] if the id is empty or longer than
     /// [`max_id_len`](crate::ServerBuilder::max_id_len).
     pub fn set_id(&self, id: impl Into<String>) -> Result<(), IdError> {
         let id: String = id.into();
@@ -151,12 +151,7 @@ impl ServerConnection {
         }
         let max = self.inner.server.config.max_id_len;
         if id.is_empty() || id.len() > max {
-            return Err(IdError::Invalid {
-                reason: format!(
-                    "an id must be 1 to {max} bytes long, got {} bytes",
-                    id.len()
-                ),
-            });
+            return Err(IdError::InvalidLength { len: id.len(), max });
         }
         let mut membership = self.membership();
         // Under the lock teardown takes too: once the connection is gone, no id is taken.
