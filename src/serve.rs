@@ -242,11 +242,7 @@ impl Server {
                     break;
                 }
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, addr)) => {
-                        let shared = shared.clone();
-                        let tls = tls.clone();
-                        shared.tracker.clone().spawn(serve_tcp(shared, stream, addr, tls));
-                    }
+                    Ok((stream, addr)) => spawn_tcp(shared.clone(), stream, addr, tls.as_ref()),
                     Err(e) => {
                         // Out of file descriptors and the like: pause rather than spin.
                         tracing::warn!(error = %e, "accept failed");
@@ -370,36 +366,45 @@ fn connection_span(remote_addr: Option<std::net::SocketAddr>) -> tracing::Span {
     }
 }
 
-/// One socket of the built-in listener: TCP_NODELAY, a connection slot from now on, TLS
-/// if configured, then the HTTP handling.
-async fn serve_tcp(
+/// One socket of the built-in listener: TCP_NODELAY, a connection slot from now on, then
+/// the HTTP handling, or first TLS if configured. Spawned on the server's tracker.
+///
+/// Without TLS the task is `serve_io`'s future itself: an `async fn` here would keep the
+/// socket and the address twice in every connection's task.
+fn spawn_tcp(
     shared: Arc<ServerShared>,
     stream: TcpStream,
     addr: std::net::SocketAddr,
-    tls: Option<tls::Acceptor>,
+    tls: Option<&tls::Acceptor>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
     let slot = OpenSlot::take(&shared);
     let deadline = clock::after(Instant::now(), shared.config.upgrade_timeout);
-    let Some(tls) = tls else {
-        return serve_io(shared, stream, Some(addr), slot, deadline).await;
-    };
-    #[cfg(feature = "tls")]
-    {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
-        };
-        match accepted {
-            Ok(Ok(stream)) => serve_io(shared, stream, Some(addr), slot, deadline).await,
-            Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
+    let tracker = shared.tracker.clone();
+    match tls {
+        None => {
+            tracker.spawn(serve_io(shared, stream, Some(addr), slot, deadline));
         }
+        #[cfg(feature = "tls")]
+        Some(tls) => {
+            let tls = tls.clone();
+            tracker.spawn(async move {
+                let accepted = tokio::select! {
+                    () = shared.shutdown.cancelled() => return,
+                    accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
+                };
+                match accepted {
+                    Ok(Ok(stream)) => serve_io(shared, stream, Some(addr), slot, deadline).await,
+                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
+                }
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match *never {},
     }
-    #[cfg(not(feature = "tls"))]
-    match tls {}
 }
 
 /// One connection over `io`, from its HTTP request to its teardown, in a span that names it
@@ -420,10 +425,13 @@ where
 {
     let span = connection_span(remote_addr);
     async move {
-        let upgraded = Box::pin(http(&shared, io, remote_addr, &slot, deadline)).await;
-        if let Some((ws, request)) = upgraded {
-            run_websocket(shared, ws, request, slot).await;
-        }
+        // Bound straight to locals: an `Option` kept whole would hold the socket beside the
+        // connection's future, which has it too.
+        let Some((ws, request)) = Box::pin(http(&shared, io, remote_addr, &slot, deadline)).await
+        else {
+            return;
+        };
+        run_websocket(shared, ws, request, slot).await;
     }
     .instrument(span)
 }
