@@ -70,6 +70,10 @@ pub enum Error {
     /// The server is closing or closed; it accepts no more connections.
     #[error("the server is closed; build a new one to listen again")]
     ServerClosed,
+    /// The client was given a `wss://` URL, and roomwire was built without its `tls`
+    /// feature.
+    #[error("wss:// needs TLS, which this build of roomwire leaves out: enable roomwire's `tls` feature (features = [\"tls\"] in Cargo.toml)")]
+    TlsNotEnabled,
     /// A WebSocket-level error (bad upgrade, protocol violation, closed socket).
     #[error("WebSocket error: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
@@ -97,6 +101,7 @@ impl Error {
             Error::HandshakeRejected(_) => "HandshakeRejected",
             Error::HandshakeFailed(_) => "HandshakeFailed",
             Error::ServerClosed => "ServerClosed",
+            Error::TlsNotEnabled => "TlsNotEnabled",
             Error::WebSocket(_) => "WebSocketError",
             Error::Io(_) => "IoError",
         }

@@ -18,6 +18,7 @@
 //! ```
 
 mod backoff;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 pub use backoff::Backoff;
+use tls::Tls;
 
 use crate::config::websocket_config;
 use crate::connection::clock;
@@ -108,6 +110,7 @@ pub struct ClientBuilder {
     max_requests_in_flight: usize,
     close_timeout: Duration,
     handlers: Handlers<ClientSocket>,
+    tls: Tls,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -193,6 +196,36 @@ impl ClientBuilder {
         self
     }
 
+    /// The TLS configuration for a `wss://` URL (feature `tls`): whom the client trusts
+    /// (its root certificates), and whether it shows a certificate of its own. Reconnects
+    /// use the same configuration. Defaults to Mozilla's root certificates, built in (the
+    /// `webpki-roots` crate; the system's certificate store is not read), with rustls's
+    /// ring provider.
+    ///
+    /// A server with a self-signed certificate, or one from a private authority: trust
+    /// that certificate.
+    ///
+    /// ```no_run
+    /// use roomwire::client::Client;
+    ///
+    /// # async fn run(certificate: rustls::pki_types::CertificateDer<'static>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(certificate)?;
+    /// let tls = rustls::ClientConfig::builder()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let client = Client::builder("wss://localhost:8443")
+    ///     .tls_config(tls)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: impl Into<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = Tls::new(config.into());
+        self
+    }
+
     /// Registers the handler for server requests (and fire-and-forget messages) named
     /// `name`, with the same rules as [`Server::on_request`](crate::Server::on_request).
     ///
@@ -217,7 +250,9 @@ impl ClientBuilder {
     /// # Errors
     /// [`Error::HandshakeRejected`] with the server's error, [`Error::Timeout`] when the
     /// handshake takes longer than the handshake timeout, [`Error::HandshakeFailed`] for a
-    /// malformed response, [`Error::WebSocket`] when the socket cannot be opened.
+    /// malformed response, [`Error::WebSocket`] when the socket cannot be opened (the TLS
+    /// handshake of a `wss://` URL too), [`Error::TlsNotEnabled`] for a `wss://` URL without
+    /// the `tls` feature.
     pub async fn connect(self) -> Result<Client, Error> {
         let (state, _) = watch::channel(ClientState::Connecting);
         let stop = CancellationToken::new();
@@ -227,6 +262,7 @@ impl ClientBuilder {
             inner: Arc::new(ClientInner {
                 config: ClientConfig {
                     url: self.url,
+                    tls: self.tls,
                     handshake_payload: self.handshake_payload,
                     response_timeout: self.response_timeout,
                     handshake_timeout: self.handshake_timeout,
@@ -264,6 +300,7 @@ impl ClientBuilder {
 
 struct ClientConfig {
     url: String,
+    tls: Tls,
     handshake_payload: Box<RawValue>,
     response_timeout: Duration,
     handshake_timeout: Duration,
@@ -318,7 +355,8 @@ struct Socket {
 }
 
 impl Client {
-    /// A builder for a client of the server at `url` (`ws://host:port/path`).
+    /// A builder for a client of the server at `url` (`ws://host:port/path`, or `wss://` with
+    /// the `tls` feature: see `ClientBuilder::tls_config`).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -332,6 +370,7 @@ impl Client {
             max_requests_in_flight: 128,
             close_timeout: Duration::from_secs(3),
             handlers: Handlers::default(),
+            tls: Tls::default(),
         }
     }
 
@@ -459,11 +498,7 @@ impl ClientInner {
         let config = &self.config;
         self.set_state(ClientState::Connecting);
         let ws_config = websocket_config(4 * 1024, config.max_message_size);
-        let connect = tokio_tungstenite::connect_async_with_config(
-            config.url.as_str(),
-            Some(ws_config),
-            true,
-        );
+        let connect = config.tls.connect(&config.url, ws_config);
         // One deadline for opening the socket and the handshake together.
         let deadline = clock::after(clock::Instant::now(), config.handshake_timeout);
         let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
