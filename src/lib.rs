@@ -68,6 +68,7 @@ pub mod protocol;
 mod rooms;
 mod serve;
 mod server;
+mod tls;
 pub mod upgrade;
 
 #[cfg(feature = "axum")]
