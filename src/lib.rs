@@ -74,6 +74,7 @@ pub mod protocol;
 mod rooms;
 mod serve;
 mod server;
+mod tls;
 pub mod upgrade;
 
 #[cfg(feature = "axum")]
@@ -96,6 +97,12 @@ pub use handler::HookOutput;
 pub use handshake::{Handshake, HandshakeOutcome};
 pub use protocol::CloseCode;
 pub use rooms::{BroadcastOperator, BroadcastReply, ReplyStream};
+/// The [rustls](https://docs.rs/rustls) roomwire's TLS is built with (feature `tls`), with
+/// only its ring provider: build the `ServerConfig` for [`Serve::with_tls`] and the
+/// `ClientConfig` for the client from it, and there is no second rustls (or provider) to
+/// keep in step.
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use serve::Serve;
 pub use server::{Server, ServerStatus};
 /// The `http` types used by [`Handshake`] (headers, URIs).

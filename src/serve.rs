@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::error::ServeError;
 use crate::handler::BoxFuture;
 use crate::server::{run_websocket, OpenSlot, Server, ServerShared};
+use crate::tls;
 use crate::upgrade::{self, ConnectionInfo, Decision, PathCheck, UpgradeRequest};
 
 /// The most bytes of HTTP request head read before an upgrade (hyper's buffer): headers
@@ -304,6 +305,14 @@ impl Serve {
     /// bounds the TLS handshake and the HTTP upgrade together). A socket whose TLS handshake
     /// fails or times out is dropped and logged at debug level.
     ///
+    /// When a TLS connection has ended, its socket sends `close_notify` and reads, discarding,
+    /// what the peer still sends until the peer closes too, for at most the
+    /// [close timeout](crate::ServerBuilder::close_timeout) (and [`Server::close`] waits for
+    /// that as well): closing with unread input would reset the connection, and a peer's
+    /// last bytes (its own `close_notify`) usually come after the close handshake. A reset
+    /// can destroy the close frame before the peer reads it, and Line's Node client reports
+    /// one as 1006 whatever close frame it read.
+    ///
     /// ```no_run
     /// # async fn run(server: roomwire::Server, certs: Vec<rustls::pki_types::CertificateDer<'static>>, key: rustls::pki_types::PrivateKeyDer<'static>) -> Result<(), Box<dyn std::error::Error>> {
     /// let config = rustls::ServerConfig::builder()
@@ -345,18 +354,6 @@ impl std::fmt::Debug for Serve {
     }
 }
 
-#[cfg(feature = "tls")]
-mod tls {
-    pub(super) type Acceptor = tokio_rustls::TlsAcceptor;
-}
-
-#[cfg(not(feature = "tls"))]
-mod tls {
-    /// Without the `tls` feature there is no TLS to accept.
-    #[derive(Clone)]
-    pub(super) enum Acceptor {}
-}
-
 fn connection_span(remote_addr: Option<std::net::SocketAddr>) -> tracing::Span {
     match remote_addr {
         Some(peer) => {
@@ -396,7 +393,14 @@ fn spawn_tcp(
                     accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
                 };
                 match accepted {
-                    Ok(Ok(stream)) => serve_io(shared, stream, Some(addr), slot, deadline).await,
+                    Ok(Ok(stream)) => {
+                        let stream = tls::TlsSocket::new(
+                            stream,
+                            shared.tracker.clone(),
+                            shared.config.close_timeout,
+                        );
+                        serve_io(shared, stream, Some(addr), slot, deadline).await;
+                    }
                     Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
                 }

@@ -28,6 +28,9 @@ pub enum ConnectError {
     /// The socket closed before the server answered the handshake.
     #[error("the connection closed before the server answered the handshake")]
     Disconnected,
+    /// The URL is `wss://`, and roomwire was built without its `tls` feature.
+    #[error("wss:// needs TLS, which this build of roomwire leaves out: enable roomwire's `tls` feature (features = [\"tls\"] in Cargo.toml)")]
+    TlsNotEnabled,
 }
 
 impl ConnectError {
@@ -40,6 +43,7 @@ impl ConnectError {
             ConnectError::HandshakeFailed(_) => "HandshakeFailed",
             ConnectError::Timeout(_) => "MessageTimeout",
             ConnectError::Disconnected => "Disconnected",
+            ConnectError::TlsNotEnabled => "TlsNotEnabled",
         }
     }
 }

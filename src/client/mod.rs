@@ -19,6 +19,7 @@
 
 mod backoff;
 mod error;
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -35,6 +36,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 pub use backoff::Backoff;
 pub use error::ConnectError;
+use tls::Tls;
 
 use crate::config::websocket_config;
 use crate::connection::clock;
@@ -110,6 +112,7 @@ pub struct ClientBuilder {
     max_requests_in_flight: usize,
     close_timeout: Duration,
     handlers: Handlers<ClientSocket>,
+    tls: Tls,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -199,6 +202,36 @@ impl ClientBuilder {
         self
     }
 
+    /// The TLS configuration for a `wss://` URL (feature `tls`): whom the client trusts
+    /// (its root certificates), and whether it shows a certificate of its own. Reconnects
+    /// use the same configuration. Defaults to Mozilla's root certificates, built in (the
+    /// `webpki-roots` crate; the system's certificate store is not read), with rustls's
+    /// ring provider.
+    ///
+    /// A server with a self-signed certificate, or one from a private authority: trust
+    /// that certificate.
+    ///
+    /// ```no_run
+    /// use roomwire::client::Client;
+    ///
+    /// # async fn run(certificate: rustls::pki_types::CertificateDer<'static>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(certificate)?;
+    /// let tls = rustls::ClientConfig::builder()
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let client = Client::builder("wss://localhost:8443")
+    ///     .tls_config(tls)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: impl Into<Arc<rustls::ClientConfig>>) -> Self {
+        self.tls = Tls::new(config.into());
+        self
+    }
+
     /// Registers the handler for server requests (and fire-and-forget messages) named
     /// `name`, with the same rules as [`Server::on_request`](crate::Server::on_request).
     ///
@@ -224,7 +257,9 @@ impl ClientBuilder {
     /// [`ConnectError::HandshakeRejected`] with the server's error,
     /// [`ConnectError::Timeout`] when opening the socket and the handshake take longer than
     /// the handshake timeout, [`ConnectError::HandshakeFailed`] for a malformed response,
-    /// [`ConnectError::WebSocket`] when the socket cannot be opened,
+    /// [`ConnectError::WebSocket`] when the socket cannot be opened (the TLS handshake of a
+    /// `wss://` URL too), [`ConnectError::TlsNotEnabled`] for a `wss://` URL without the
+    /// `tls` feature,
     /// [`ConnectError::Disconnected`] when it closes before the handshake response.
     pub async fn connect(self) -> Result<Client, ConnectError> {
         let (state, _) = watch::channel(ClientState::Connecting);
@@ -235,6 +270,7 @@ impl ClientBuilder {
             inner: Arc::new(ClientInner {
                 config: ClientConfig {
                     url: self.url,
+                    tls: self.tls,
                     handshake_payload: self.handshake_payload,
                     response_timeout: self.response_timeout,
                     handshake_timeout: self.handshake_timeout,
@@ -273,6 +309,7 @@ impl ClientBuilder {
 
 struct ClientConfig {
     url: String,
+    tls: Tls,
     handshake_payload: Box<RawValue>,
     response_timeout: Duration,
     handshake_timeout: Duration,
@@ -328,7 +365,8 @@ struct Socket {
 }
 
 impl Client {
-    /// A builder for a client of the server at `url` (`ws://host:port/path`).
+    /// A builder for a client of the server at `url` (`ws://host:port/path`, or `wss://` with
+    /// the `tls` feature: see `ClientBuilder::tls_config`).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -342,6 +380,7 @@ impl Client {
             max_requests_in_flight: 128,
             close_timeout: Duration::from_secs(3),
             handlers: Handlers::default(),
+            tls: Tls::default(),
         }
     }
 
@@ -483,15 +522,11 @@ impl ClientInner {
         let config = &self.config;
         self.set_state(ClientState::Connecting);
         let ws_config = websocket_config(4 * 1024, config.max_message_size);
-        let connect = tokio_tungstenite::connect_async_with_config(
-            config.url.as_str(),
-            Some(ws_config),
-            true,
-        );
+        let connect = config.tls.connect(&config.url, ws_config);
         // One deadline for opening the socket and the handshake together.
         let deadline = clock::after(clock::Instant::now(), config.handshake_timeout);
         let (ws, _response) = match tokio::time::timeout_at(deadline, connect).await {
-            Ok(result) => result.map_err(ConnectError::WebSocket)?,
+            Ok(result) => result?,
             Err(_) => return Err(ConnectError::Timeout(config.handshake_timeout)),
         };
         let peer = Arc::new(Peer::new(config.outbound_queue, config.response_timeout));
