@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::http::{
 };
 
 pub use origin::AllowedOrigins;
-pub use proxy::{InvalidProxy, TrustedProxies};
+pub use proxy::{ForwardedHeader, InvalidProxy, TrustedProxies};
 
 use crate::server::ServerShared;
 
@@ -147,13 +147,15 @@ impl UpgradeRequest {
 
     /// The client's IP address, read through the proxies the application trusts.
     ///
-    /// When the socket's peer is one of `trusted`, the `Forwarded` header (RFC 7239), or
-    /// else `X-Forwarded-For`, is read from the nearest hop outwards, and the first address
-    /// that is not a trusted proxy is the client. A peer that is not trusted is the client
-    /// itself, whatever the headers say: anyone can write them.
+    /// When the socket's peer is one of `trusted`, the header they write (`X-Forwarded-For`,
+    /// or `Forwarded` if [so configured](TrustedProxies::header); never the other) is read
+    /// from the nearest hop outwards, and the first address that is not a trusted proxy is
+    /// the client. A peer that is not trusted is the client itself, whatever the headers say:
+    /// anyone can write them.
     ///
-    /// `None` when the peer's address is unknown, or a trusted proxy forwarded an address
-    /// that cannot be read (`unknown`, an obfuscated identifier, garbage).
+    /// `None` when the peer's address is unknown (a Unix socket), or a hop that has to be
+    /// read cannot be (`unknown`, an obfuscated identifier, a `Forwarded` element without
+    /// `for=`, garbage): treat `None` as "refuse", not "allow".
     ///
     /// ```
     /// use roomwire::upgrade::TrustedProxies;

@@ -6,20 +6,39 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio_tungstenite::tungstenite::http::{header, HeaderMap};
 
-/// The proxies whose forwarding headers the server believes: addresses and networks in CIDR
-/// notation. See [`UpgradeRequest::client_ip`](super::UpgradeRequest::client_ip).
+/// The proxies whose forwarding header the server believes: addresses and networks in CIDR
+/// notation, and the one header they write ([`ForwardedHeader`]: `X-Forwarded-For` unless
+/// told otherwise). See [`UpgradeRequest::client_ip`](super::UpgradeRequest::client_ip).
 ///
 /// ```
-/// use roomwire::upgrade::TrustedProxies;
+/// use roomwire::upgrade::{ForwardedHeader, TrustedProxies};
 ///
 /// let proxies = TrustedProxies::new(["10.0.0.0/8", "192.168.1.7", "fd00::/8"]).unwrap();
 /// assert!(proxies.contains("10.1.2.3".parse().unwrap()));
 /// assert!(!proxies.contains("203.0.113.9".parse().unwrap()));
 /// assert!(TrustedProxies::new(["10.0.0.0/33"]).is_err());
+/// // A proxy that writes RFC 7239's header instead.
+/// let proxies = TrustedProxies::loopback().header(ForwardedHeader::Forwarded);
+/// # let _ = proxies;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     networks: Vec<Network>,
+    header: ForwardedHeader,
+}
+
+/// Which header the trusted proxies write the client's address in. Only that one is read:
+/// a proxy passes the other on as the client sent it, so reading it would let the client
+/// choose its own address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (nginx's `proxy_add_x_forwarded_for`, AWS
+    /// and Google load balancers, HAProxy's `option forwardfor`). The default.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +97,17 @@ impl TrustedProxies {
             let entry = entry.as_ref();
             networks.push(parse_network(entry).ok_or_else(|| InvalidProxy(entry.to_owned()))?);
         }
-        Ok(TrustedProxies { networks })
+        Ok(TrustedProxies {
+            networks,
+            header: ForwardedHeader::default(),
+        })
+    }
+
+    /// Reads the client's address from `header`. Defaults to
+    /// [`ForwardedHeader::XForwardedFor`].
+    pub fn header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
     }
 
     /// Trusts proxies on this machine: `127.0.0.0/8` and `::1`.
@@ -94,6 +123,7 @@ impl TrustedProxies {
                     prefix: 128,
                 },
             ],
+            header: ForwardedHeader::default(),
         }
     }
 
@@ -108,10 +138,23 @@ fn parse_network(entry: &str) -> Option<Network> {
         Some((ip, prefix)) => (ip.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
         None => (entry.trim().parse::<IpAddr>().ok()?, None),
     };
-    let ip = canonical(ip);
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some(Network { base: ip, prefix })
+    if prefix > max {
+        return None;
+    }
+    // An IPv4-mapped network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps, as the
+    // addresses it is matched against are (see `canonical`).
+    match ip {
+        IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(Network {
+                base: IpAddr::V4(v4),
+                prefix: prefix - 96,
+            }),
+            None => Some(Network { base: ip, prefix }),
+        },
+        _ => Some(Network { base: ip, prefix }),
+    }
 }
 
 /// See [`UpgradeRequest::client_ip`](super::UpgradeRequest::client_ip).
@@ -124,7 +167,7 @@ pub(super) fn client_ip(
     if !trusted.contains(peer) {
         return Some(peer);
     }
-    let hops = forwarded_hops(headers);
+    let hops = forwarded_hops(headers, trusted.header)?;
     let mut client = peer;
     // From the nearest hop outwards: the first that is not a trusted proxy is the client.
     for hop in hops.iter().rev() {
@@ -136,34 +179,29 @@ pub(super) fn client_ip(
     Some(client)
 }
 
-/// The `for=` nodes of every `Forwarded` header (RFC 7239), or, when there is none, every
-/// entry of `X-Forwarded-For`; in order, nearest hop last.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<String> {
-    let forwarded: Vec<String> = headers
-        .get_all(header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (key, value) = pair.split_once('=')?;
-                key.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| value.trim().trim_matches('"').to_owned())
-            })
-        })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
+/// The hops `header` lists, in order, nearest hop last; `None` when one of them cannot be
+/// read (a `Forwarded` element without `for=`: the client's own chain could follow).
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Option<Vec<String>> {
+    let values = match header {
+        ForwardedHeader::XForwardedFor => headers.get_all("x-forwarded-for"),
+        ForwardedHeader::Forwarded => headers.get_all(header::FORWARDED),
+    };
+    let mut hops = Vec::new();
+    for value in values {
+        for element in value.to_str().ok()?.split(',') {
+            let hop = match header {
+                ForwardedHeader::XForwardedFor => element.trim().to_owned(),
+                ForwardedHeader::Forwarded => element.split(';').find_map(|pair| {
+                    let (key, value) = pair.split_once('=')?;
+                    key.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| value.trim().trim_matches('"').to_owned())
+                })?,
+            };
+            hops.push(hop);
+        }
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|hop| hop.trim().to_owned())
-        .filter(|hop| !hop.is_empty())
-        .collect()
+    Some(hops)
 }
 
 /// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`,
@@ -242,15 +280,44 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_over_x_forwarded_for_and_reads_ports_and_brackets() {
-        let trusted = TrustedProxies::loopback();
+    fn only_the_configured_header_is_read() {
+        // A proxy writing X-Forwarded-For passes the client's own Forwarded header on.
+        let xff = TrustedProxies::loopback();
         let h = headers(&[
-            (
-                "forwarded",
-                "for=\"[2001:db8:cafe::17]:4711\";proto=https, for=127.0.0.1",
-            ),
-            ("x-forwarded-for", "9.9.9.9"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.7"),
         ]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &h, &xff),
+            Some(ip("198.51.100.7"))
+        );
+        let h = headers(&[
+            ("forwarded", "for=unknown"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &h, &xff),
+            Some(ip("198.51.100.7"))
+        );
+        // And the other way round.
+        let fwd = TrustedProxies::loopback().header(ForwardedHeader::Forwarded);
+        let h = headers(&[
+            ("forwarded", "for=198.51.100.7"),
+            ("x-forwarded-for", "6.6.6.6"),
+        ]);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &h, &fwd),
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn forwarded_reads_ports_brackets_and_case() {
+        let trusted = TrustedProxies::loopback().header(ForwardedHeader::Forwarded);
+        let h = headers(&[(
+            "forwarded",
+            "for=\"[2001:db8:cafe::17]:4711\";proto=https, for=127.0.0.1",
+        )]);
         assert_eq!(
             client_ip(ip("127.0.0.1"), &h, &trusted),
             Some(ip("2001:db8:cafe::17"))
@@ -261,11 +328,17 @@ mod tests {
 
     #[test]
     fn an_unreadable_hop_makes_the_client_unknown() {
-        let trusted = TrustedProxies::loopback();
+        let fwd = TrustedProxies::loopback().header(ForwardedHeader::Forwarded);
         let h = headers(&[("forwarded", "for=unknown")]);
-        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), None);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &fwd), None);
+        // An element without `for=` could hide a chain the client wrote.
+        let h = headers(&[("forwarded", "for=6.6.6.6, proto=https")]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &h, &fwd), None);
         let h = headers(&[("x-forwarded-for", "not an address")]);
-        assert_eq!(client_ip(ip("127.0.0.1"), &h, &trusted), None);
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &h, &TrustedProxies::loopback()),
+            None
+        );
     }
 
     #[test]
@@ -285,5 +358,11 @@ mod tests {
         assert!(TrustedProxies::new(["0.0.0.0/0"])
             .unwrap()
             .contains(ip("8.8.8.8")));
+        // Networks written in their IPv4-mapped form too.
+        let mapped = TrustedProxies::new(["::ffff:10.0.0.0/104", "::ffff:0:0/96"]).unwrap();
+        assert!(mapped.contains(ip("10.9.9.9")));
+        assert!(mapped.contains(ip("::ffff:8.8.8.8")));
+        let ten = TrustedProxies::new(["::ffff:10.0.0.0/104"]).unwrap();
+        assert!(!ten.contains(ip("11.0.0.1")));
     }
 }
