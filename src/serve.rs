@@ -16,7 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_tungstenite::tungstenite::http::{Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::http::{header, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
@@ -27,8 +27,8 @@ use crate::server::{run_websocket, OpenSlot, Server, ServerShared};
 use crate::tls;
 use crate::upgrade::{self, ConnectionInfo, Decision, PathCheck, UpgradeRequest};
 
-/// The most bytes of HTTP request head read before an upgrade (hyper's buffer): headers
-/// beyond it are answered with 431.
+/// hyper's read buffer for the request head: a head of more than about twice this (hyper's
+/// limit is soft) is answered 431.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
 impl Server {
@@ -110,14 +110,13 @@ impl Server {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let shared = self.shared().clone();
-        shared.mark_serving();
-        // Taken now: `close` waits for the connection from here on.
-        let token = shared.tracker.token();
-        let slot = OpenSlot::take(&shared);
-        let deadline = clock::after(Instant::now(), shared.config.upgrade_timeout);
         let remote_addr = info.into().remote_addr;
         async move {
-            let _token = token;
+            shared.mark_serving();
+            // `close` waits for the connection from here on.
+            let _token = shared.tracker.token();
+            let slot = OpenSlot::take(&shared);
+            let deadline = clock::after(Instant::now(), shared.config.upgrade_timeout);
             serve_io(shared, io, remote_addr, slot, deadline).await;
         }
     }
@@ -131,7 +130,11 @@ impl Server {
     /// [connection limit](crate::ServerBuilder::max_connections), the WebSocket headers
     /// (400, 405 or 426 when they are missing or wrong), the
     /// [upgrade filter](Self::on_upgrade). The HTTP connection must support upgrades (with
-    /// hyper: `.with_upgrades()`); when it does not, the answer is 500 and says so.
+    /// hyper: `.with_upgrades()`): a request that cannot be upgraded at all (built by hand,
+    /// or from HTTP/2) is answered 500; over a hyper connection without `.with_upgrades()`
+    /// the client gets the 101, then the socket closes, and an error naming
+    /// `.with_upgrades()` is logged. Answers other than the 101 carry no `Connection: close`:
+    /// the app's connection is the app's.
     ///
     /// ```no_run
     /// use hyper::server::conn::http1;
@@ -177,26 +180,42 @@ impl Server {
                 );
             };
             shared.mark_serving();
+            // `close` waits for the connection from here on, the filter's decision included.
+            let token = shared.tracker.token();
             let slot = OpenSlot::take(&shared);
             let over_limit = slot.over_limit();
-            let (response, request) =
-                match upgrade::decide(&shared, parts, remote_addr, PathCheck::Routed, over_limit)
-                    .await
-                {
-                    Decision::Answer(response) => return response,
-                    Decision::Upgrade(response, request) => (response, request),
-                };
+            let deadline = clock::after(Instant::now(), shared.config.upgrade_timeout);
+            let decision = upgrade::decide(
+                &shared,
+                parts,
+                remote_addr,
+                PathCheck::Routed,
+                over_limit,
+                deadline,
+            )
+            .await;
+            let (response, request) = match decision {
+                Decision::Answer(mut response) => {
+                    // The app's HTTP connection is not roomwire's to close.
+                    response.headers_mut().remove(header::CONNECTION);
+                    return response;
+                }
+                Decision::Upgrade(response, request) => (response, request),
+            };
             let span = connection_span(remote_addr);
             let task_shared = shared.clone();
             shared.tracker.spawn(
                 async move {
+                    let _token = token;
                     let shared = task_shared;
-                    let upgraded =
-                        tokio::time::timeout(shared.config.upgrade_timeout, on_upgrade).await;
+                    let upgraded = tokio::select! {
+                        () = shared.shutdown.cancelled() => return,
+                        upgraded = tokio::time::timeout_at(deadline + ANSWER_GRACE, on_upgrade) => upgraded,
+                    };
                     let upgraded = match upgraded {
                         Ok(Ok(upgraded)) => upgraded,
                         Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "the HTTP server did not complete the upgrade (hyper: serve the connection with `.with_upgrades()`)");
+                            tracing::error!(error = %e, "the HTTP server did not hand the connection over after the 101 (hyper: serve the connection with `.with_upgrades()`)");
                             return;
                         }
                         Err(_) => {
@@ -365,9 +384,6 @@ fn connection_span(remote_addr: Option<std::net::SocketAddr>) -> tracing::Span {
 
 /// One socket of the built-in listener: TCP_NODELAY, a connection slot from now on, then
 /// the HTTP handling, or first TLS if configured. Spawned on the server's tracker.
-///
-/// Without TLS the task is `serve_io`'s future itself: an `async fn` here would keep the
-/// socket and the address twice in every connection's task.
 fn spawn_tcp(
     shared: Arc<ServerShared>,
     stream: TcpStream,
@@ -387,36 +403,41 @@ fn spawn_tcp(
         #[cfg(feature = "tls")]
         Some(tls) => {
             let tls = tls.clone();
-            tracker.spawn(async move {
-                let accepted = tokio::select! {
-                    () = shared.shutdown.cancelled() => return,
-                    accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
-                };
-                match accepted {
-                    Ok(Ok(stream)) => {
-                        let stream = tls::TlsSocket::new(
-                            stream,
-                            shared.tracker.clone(),
-                            shared.config.close_timeout,
-                        );
-                        serve_io(shared, stream, Some(addr), slot, deadline).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
-                }
-            });
+            let span = connection_span(Some(addr));
+            let upgrading = {
+                let (shared, slot) = (shared.clone(), slot.clone());
+                Box::pin(async move {
+                    let accepted = tokio::select! {
+                        () = shared.shutdown.cancelled() => return None,
+                        accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
+                    };
+                    let stream = match accepted {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return None;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return None;
+                        }
+                    };
+                    let stream = tls::TlsSocket::new(
+                        stream,
+                        shared.tracker.clone(),
+                        shared.config.close_timeout,
+                    );
+                    http(shared, stream, Some(addr), slot, deadline).await
+                })
+            };
+            tracker.spawn(connection(shared, upgrading, slot, span));
         }
         #[cfg(not(feature = "tls"))]
         Some(never) => match *never {},
     }
 }
 
-/// One connection over `io`, from its HTTP request to its teardown, in a span that names it
-/// (peer address, then id).
-///
-/// A function returning an async block (an `async fn` keeps its arguments twice in its
-/// future), and the HTTP part boxed (its future is much larger than the connection's, and
-/// done with once it has upgraded): every live connection's task is that much smaller.
+/// One connection over `io`, from its HTTP request to its teardown: see [`connection`].
 fn serve_io<S>(
     shared: Arc<ServerShared>,
     io: S,
@@ -427,12 +448,40 @@ fn serve_io<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let span = connection_span(remote_addr);
+    let upgrading = Box::pin(http(
+        shared.clone(),
+        io,
+        remote_addr,
+        slot.clone(),
+        deadline,
+    ));
+    connection(shared, upgrading, slot, connection_span(remote_addr))
+}
+
+/// What runs once before a connection: TLS and HTTP, ending with the upgraded socket and
+/// the request it came with (`None`: answered without an upgrade, failed, timed out).
+type Upgrading<S> = BoxFuture<Option<(WebSocketStream<S>, UpgradeRequest)>>;
+
+/// A connection's task: `upgrading`, then the connection, in a span that names it (peer
+/// address, then id).
+///
+/// The part that runs once is boxed, and made before this async block, which so captures
+/// only its box: the socket is never held twice in the task (an async block keeps what it
+/// captures for its whole life), and the task is no larger than the connection needs once
+/// it is up (TLS and hyper's HTTP state are larger than the connection's own).
+fn connection<S>(
+    shared: Arc<ServerShared>,
+    upgrading: Upgrading<S>,
+    slot: Arc<OpenSlot>,
+    span: tracing::Span,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     async move {
         // Bound straight to locals: an `Option` kept whole would hold the socket beside the
         // connection's future, which has it too.
-        let Some((ws, request)) = Box::pin(http(&shared, io, remote_addr, &slot, deadline)).await
-        else {
+        let Some((ws, request)) = upgrading.await else {
             return;
         };
         run_websocket(shared, ws, request, slot).await;
@@ -442,37 +491,47 @@ where
 
 /// What the front door decided for an upgrade, kept until the HTTP connection has handed
 /// its socket over.
-type Upgrading = Arc<Mutex<Option<(OnUpgrade, UpgradeRequest)>>>;
+type Decided = Arc<Mutex<Option<(OnUpgrade, UpgradeRequest)>>>;
+
+/// Past the upgrade timeout, how long an answer the front door made at the timeout (503 for
+/// a filter that did not decide) has to be written before the socket is dropped.
+const ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// The HTTP part of a connection over `io` (hyper's HTTP/1, one request, no keep-alive):
 /// the upgraded socket and the request it came with, or `None` when the request was
 /// answered without an upgrade (its slot is given back as it is answered), failed, or did
 /// not finish by `deadline`, or the server is closing.
 async fn http<S>(
-    shared: &Arc<ServerShared>,
+    shared: Arc<ServerShared>,
     io: S,
     remote_addr: Option<std::net::SocketAddr>,
-    slot: &Arc<OpenSlot>,
+    slot: Arc<OpenSlot>,
     deadline: Instant,
 ) -> Option<(WebSocketStream<S>, UpgradeRequest)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let upgrading = Upgrading::default();
+    let decided = Decided::default();
     let service = {
-        let (shared, upgrading, slot) = (shared.clone(), upgrading.clone(), slot.clone());
+        let (shared, decided, slot) = (shared.clone(), decided.clone(), slot.clone());
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            let (shared, upgrading, slot) = (shared.clone(), upgrading.clone(), slot.clone());
+            let (shared, decided, slot) = (shared.clone(), decided.clone(), slot.clone());
             let on_upgrade = hyper::upgrade::on(&mut request);
             let (parts, _body) = request.into_parts();
             async move {
                 let over_limit = slot.over_limit();
-                let decision =
-                    upgrade::decide(&shared, parts, remote_addr, PathCheck::Check, over_limit)
-                        .await;
+                let decision = upgrade::decide(
+                    &shared,
+                    parts,
+                    remote_addr,
+                    PathCheck::Check,
+                    over_limit,
+                    deadline,
+                )
+                .await;
                 Ok::<_, Infallible>(match decision {
                     Decision::Upgrade(response, request) => {
-                        *upgrading.lock().unwrap_or_else(|p| p.into_inner()) =
+                        *decided.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some((on_upgrade, request));
                         response
                     }
@@ -493,8 +552,10 @@ where
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let served = tokio::select! {
+        // The request first: one that has arrived when the server closes is answered (503).
+        biased;
+        served = tokio::time::timeout_at(deadline + ANSWER_GRACE, connection) => served,
         () = shared.shutdown.cancelled() => return None,
-        served = tokio::time::timeout_at(deadline, connection) => served,
     };
     match served {
         Ok(Ok(())) => {}
@@ -507,7 +568,7 @@ where
             return None;
         }
     }
-    let (on_upgrade, request) = upgrading.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+    let (on_upgrade, request) = decided.lock().unwrap_or_else(|p| p.into_inner()).take()?;
     // The connection has handed its socket over already: this is ready.
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,

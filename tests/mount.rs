@@ -296,3 +296,100 @@ async fn serve_connection_serves_an_in_memory_pipe_and_a_unix_socket() {
     assert_eq!(unix.recv_close().await.0, 1001);
     assert_eq!(server.open_connections(), 0);
 }
+
+/// A hyper HTTP/1 server that hands every request to `server.handle_upgrade`.
+async fn hyper_mount(server: Server) -> SocketAddr {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = listener.accept().await.unwrap();
+            let server = server.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let server = server.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(server.handle_upgrade(req, peer).await)
+                    }
+                });
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let _ = conn.with_upgrades().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn close_during_a_mounted_upgrade_filter_waits_for_it_and_answers_503() {
+    let server = Server::builder().build();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let g = gate.clone();
+    server.on_upgrade(move |_req: roomwire::upgrade::UpgradeRequest| {
+        let g = g.clone();
+        let _ = entered_tx.send(());
+        async move {
+            g.notified().await;
+            Ok(())
+        }
+    });
+    let addr = hyper_mount(server.clone()).await;
+    let request = upgrade_request("/", "");
+    let answer = tokio::spawn(async move { common::http_head(addr, &request).await.0 });
+    within(entered.recv()).await.unwrap();
+    // The filter is deciding when the server closes: the close ends the decision (503)
+    // and returns only then, with no connection made.
+    let close = tokio::spawn({
+        let server = server.clone();
+        async move { server.close().await }
+    });
+    assert_eq!(within(answer).await.unwrap().status, 503);
+    within(close).await.unwrap();
+    gate.notify_one();
+    assert_eq!(server.open_connections(), 0);
+    assert!(server.connections().is_empty());
+}
+
+#[tokio::test]
+async fn close_does_not_wait_for_a_mounted_upgrade_the_http_server_holds_back() {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let server = Server::builder()
+        .upgrade_timeout(Duration::from_secs(30))
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (answered_tx, mut answered) = mpsc::unbounded_channel();
+    let mounted = server.clone();
+    tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let server = mounted.clone();
+            let answered_tx = answered_tx.clone();
+            async move {
+                let response = server.handle_upgrade(req, peer).await;
+                let _ = answered_tx.send(());
+                // Middleware between roomwire and the socket that never lets the 101 out.
+                std::future::pending::<()>().await;
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    });
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut socket, upgrade_request("/", "").as_bytes())
+        .await
+        .unwrap();
+    within(answered.recv()).await.unwrap();
+    // Bounded by `within` (10 s), far below the 30 s upgrade timeout.
+    within(server.close()).await;
+    assert_eq!(server.open_connections(), 0);
+}

@@ -285,7 +285,8 @@ impl ServerConnection {
     /// [`http::Extensions`](crate::http::Extensions)), and returns the value it replaces.
     /// Set it in the handshake handler (the user the token named, say); handlers, hooks and
     /// `on_disconnect` read it with [`data`](Self::data). It lives as long as the
-    /// connection's handle.
+    /// connection's handle. Do not attach a `ServerConnection` (or anything holding one):
+    /// the connection would hold itself and never be freed; attach its id instead.
     ///
     /// ```
     /// # fn demo(conn: roomwire::ServerConnection) {

@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::http::{
 pub use origin::AllowedOrigins;
 pub use proxy::{ForwardedHeader, InvalidProxy, TrustedProxies};
 
+use crate::connection::clock::Instant;
 use crate::server::ServerShared;
 
 /// What is known of a connection's peer before any HTTP is read: given to
@@ -266,6 +267,7 @@ pub(crate) async fn decide(
     remote_addr: Option<SocketAddr>,
     path: PathCheck,
     over_limit: bool,
+    deadline: Instant,
 ) -> Decision {
     if path == PathCheck::Check {
         if let Some(expected) = shared.config.path.as_deref() {
@@ -278,10 +280,7 @@ pub(crate) async fn decide(
         }
     }
     if shared.is_closing() {
-        return Decision::Answer(plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is shutting down",
-        ));
+        return Decision::Answer(closing());
     }
     if over_limit {
         return Decision::Answer(plain(
@@ -298,7 +297,11 @@ pub(crate) async fn decide(
     if let Some(filter) = filter {
         // The filter's call and its future, both under the guard.
         let run = AssertUnwindSafe(async { filter(request.clone()).await }).catch_unwind();
-        match tokio::time::timeout(shared.config.upgrade_timeout, run).await {
+        let verdict = tokio::select! {
+            verdict = tokio::time::timeout_at(deadline, run) => verdict,
+            () = shared.shutdown.cancelled() => return Decision::Answer(closing()),
+        };
+        match verdict {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(deny))) => {
                 tracing::debug!(status = %deny.status, "upgrade denied by the filter");
@@ -319,6 +322,10 @@ pub(crate) async fn decide(
                 ));
             }
         }
+        // The server may have begun to close while the filter ran.
+        if shared.is_closing() {
+            return Decision::Answer(closing());
+        }
     }
     let response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -328,6 +335,14 @@ pub(crate) async fn decide(
         .body(String::new())
         .expect("a valid response");
     Decision::Upgrade(response, request)
+}
+
+/// The answer of a server that is closing.
+fn closing() -> Response<String> {
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is shutting down",
+    )
 }
 
 /// Checks that `parts` asks for a WebSocket (RFC 6455 §4.2.1); the `Sec-WebSocket-Accept`
@@ -371,30 +386,48 @@ pub(crate) fn accept_key(parts: &request::Parts) -> Result<String, Response<Stri
             "the request's Connection header must include `Upgrade`",
         ));
     }
-    if parts
-        .headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(|v| v.as_bytes())
-        != Some(b"13")
-    {
+    let single = |name: header::HeaderName| {
+        let mut values = parts.headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value),
+            _ => None,
+        }
+    };
+    if single(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) != Some(b"13") {
         let mut response = plain(
             StatusCode::UPGRADE_REQUIRED,
-            "unsupported WebSocket version: this server speaks version 13 (RFC 6455)",
+            "unsupported WebSocket version: this server speaks version 13 (RFC 6455), given once",
         );
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return Err(response);
     }
-    match parts.headers.get(header::SEC_WEBSOCKET_KEY) {
-        // A key is 16 random bytes in base64: 24 characters.
-        Some(key) if key.len() == 24 => Ok(derive_accept_key(key.as_bytes())),
+    match single(header::SEC_WEBSOCKET_KEY) {
+        Some(key) if is_websocket_key(key.as_bytes()) => Ok(derive_accept_key(key.as_bytes())),
         _ => Err(plain(
             StatusCode::BAD_REQUEST,
-            "the request needs a Sec-WebSocket-Key header of 16 bytes in base64",
+            "the request needs one Sec-WebSocket-Key header: 16 bytes in base64",
         )),
     }
+}
+
+/// Whether `key` is 16 bytes in base64 (RFC 6455 §4.1): 22 base64 digits, the last with its
+/// low four bits clear, then `==`.
+fn is_websocket_key(key: &[u8]) -> bool {
+    const DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let [digits @ .., b'=', b'='] = key else {
+        return false;
+    };
+    digits.len() == 22
+        && digits.iter().all(|d| DIGITS.contains(d))
+        && DIGITS
+            .iter()
+            .position(|d| *d == digits[21])
+            .is_some_and(|v| v & 0b1111 == 0)
 }
 
 /// A plain-text response that closes the connection after it.

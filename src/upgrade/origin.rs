@@ -10,7 +10,8 @@ use super::{Deny, UpgradeRequest};
 /// A request without an `Origin` header does not come from a browser page (the Rust
 /// client, Node.js, curl) and is allowed, unless [`require_origin`](Self::require_origin)
 /// says otherwise. Origins compare as browsers write them: scheme, host and port, the
-/// scheme and host in any case.
+/// scheme and host in any case, a default port (`:443`, `:80`) the same as none. Do not list
+/// `"null"`: it is the origin of every sandboxed iframe and `file://` page, from any site.
 ///
 /// ```no_run
 /// use roomwire::upgrade::AllowedOrigins;
@@ -77,6 +78,30 @@ impl AllowedOrigins {
     }
 }
 
+/// An origin as browsers send it: lower case, no trailing `/`, no default port (`:443` for
+/// https, `:80` for http).
 fn normalize(origin: &str) -> String {
-    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if origin.starts_with(scheme) {
+            if let Some(bare) = origin.strip_suffix(port) {
+                return bare.to_owned();
+            }
+        }
+    }
+    origin
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn origins_compare_as_browsers_write_them() {
+        assert_eq!(normalize("HTTPS://App.Example.com/"), "https://app.example.com");
+        assert_eq!(normalize("https://app.example.com:443"), "https://app.example.com");
+        assert_eq!(normalize("http://localhost:80"), "http://localhost");
+        assert_eq!(normalize("http://localhost:3000"), "http://localhost:3000");
+        assert_eq!(normalize("https://x.com:80"), "https://x.com:80");
+    }
 }
