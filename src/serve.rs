@@ -164,13 +164,6 @@ impl Server {
         let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
         let (parts, _body) = request.into_parts();
         async move {
-            let Some(on_upgrade) = on_upgrade else {
-                tracing::error!("an upgrade request reached roomwire on an HTTP connection that cannot upgrade (hyper: serve it with `.with_upgrades()`)");
-                return upgrade::plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "this HTTP server cannot upgrade connections (hyper: serve the connection with `.with_upgrades()`)",
-                );
-            };
             let slot = OpenSlot::take(&shared);
             let over_limit = slot.over_limit();
             let (response, request) =
@@ -180,6 +173,15 @@ impl Server {
                     Decision::Answer(response) => return response,
                     Decision::Upgrade(response, request) => (response, request),
                 };
+            // Checked after the decision: hyper attaches `OnUpgrade` only to a request that
+            // asks for an upgrade, and one that does not gets its 400, 405 or 426 above.
+            let Some(on_upgrade) = on_upgrade else {
+                tracing::error!("an upgrade request reached roomwire on an HTTP connection that cannot upgrade (hyper: serve it with `.with_upgrades()`)");
+                return upgrade::plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "this HTTP server cannot upgrade connections (hyper: serve the connection with `.with_upgrades()`)",
+                );
+            };
             let span = connection_span(remote_addr);
             let task_shared = shared.clone();
             shared.tracker.spawn(
