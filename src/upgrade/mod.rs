@@ -4,7 +4,7 @@
 //! Every way in — the built-in listener ([`Server::listen`](crate::Server::listen)), any
 //! stream given to [`Server::serve_connection`](crate::Server::serve_connection), a hyper
 //! or axum app calling [`Server::handle_upgrade`](crate::Server::handle_upgrade) — goes
-//! through the same [`decide`]: the server's state and connection limit, the WebSocket
+//! through the same decision: the server's state and connection limit, the WebSocket
 //! headers, then the application's [upgrade filter](crate::Server::on_upgrade). Only an
 //! allowed upgrade becomes a connection; everything else is answered with a status and a
 //! body that says why, and the socket is closed.
