@@ -15,6 +15,7 @@
 //! - [`Error`] and [`Rejection`]: what can go wrong, and the error object on the wire.
 //! - [`protocol::close_code`]: every close code roomwire sends.
 //! - [`ServerBuilder`]: every limit and timeout, each with its documented default.
+//! - `metrics` (feature `metrics`): counters and gauges through the `metrics` facade.
 //!
 //! ## Quick start
 //!
@@ -64,6 +65,10 @@ mod error;
 mod fast_hash;
 mod handler;
 mod handshake;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod protocol;
 mod rooms;
 mod serve;

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::error::Error;
 use crate::handler::BoxFuture;
+use crate::metrics::{self, Refused};
 use crate::server::{run_websocket, OpenSlot, Server, ServerShared};
 use crate::upgrade::{self, ConnectionInfo, Decision, PathCheck, UpgradeRequest};
 
@@ -177,6 +178,7 @@ impl Server {
             // asks for an upgrade, and one that does not gets its 400, 405 or 426 above.
             let Some(on_upgrade) = on_upgrade else {
                 tracing::error!("an upgrade request reached roomwire on an HTTP connection that cannot upgrade (hyper: serve it with `.with_upgrades()`)");
+                metrics::connection_refused(Refused::Failed);
                 return upgrade::plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "this HTTP server cannot upgrade connections (hyper: serve the connection with `.with_upgrades()`)",
@@ -193,10 +195,12 @@ impl Server {
                         Ok(Ok(upgraded)) => upgraded,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "the HTTP server did not complete the upgrade");
+                            slot.failed(Refused::Failed);
                             return;
                         }
                         Err(_) => {
                             tracing::debug!("the HTTP server did not complete the upgrade in time");
+                            slot.failed(Refused::Failed);
                             return;
                         }
                     };
@@ -386,13 +390,22 @@ async fn serve_tcp(
     #[cfg(feature = "tls")]
     {
         let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
+            () = shared.shutdown.cancelled() => {
+                slot.failed(Refused::Closing);
+                return;
+            }
             accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
         };
         match accepted {
             Ok(Ok(stream)) => serve_io(shared, stream, Some(addr), slot, deadline).await,
-            Ok(Err(e)) => tracing::debug!(peer = %addr, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(peer = %addr, "TLS handshake timed out"),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                slot.failed(Refused::Failed);
+            }
+            Err(_) => {
+                tracing::debug!(peer = %addr, "TLS handshake timed out");
+                slot.failed(Refused::Failed);
+            }
         }
     }
     #[cfg(not(feature = "tls"))]
@@ -478,26 +491,37 @@ where
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     let served = tokio::select! {
-        () = shared.shutdown.cancelled() => return None,
+        () = shared.shutdown.cancelled() => {
+            slot.failed(Refused::Closing);
+            return None;
+        }
         served = tokio::time::timeout_at(deadline, connection) => served,
     };
     match served {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "HTTP request failed");
+            slot.failed(Refused::Failed);
             return None;
         }
         Err(_) => {
             tracing::debug!("the HTTP upgrade did not complete within the upgrade timeout");
+            slot.failed(Refused::Failed);
             return None;
         }
     }
-    let (on_upgrade, request) = upgrading.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+    let Some((on_upgrade, request)) = upgrading.lock().unwrap_or_else(|p| p.into_inner()).take()
+    else {
+        // Answered without an upgrade (counted then), or no request came at all.
+        slot.failed(Refused::Failed);
+        return None;
+    };
     // The connection has handed its socket over already: this is ready.
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
             tracing::debug!(error = %e, "the upgrade did not complete");
+            slot.failed(Refused::Failed);
             return None;
         }
     };
@@ -505,6 +529,7 @@ where
         tracing::error!(
             "the upgraded socket is not the one served (a bug in roomwire: please report it)"
         );
+        slot.failed(Refused::Failed);
         return None;
     };
     let io = parts.io.into_inner();

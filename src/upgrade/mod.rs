@@ -26,6 +26,7 @@ use tokio_tungstenite::tungstenite::http::{
 pub use origin::AllowedOrigins;
 pub use proxy::{InvalidProxy, TrustedProxies};
 
+use crate::metrics::{self, Refused};
 use crate::server::ServerShared;
 
 /// What is known of a connection's peer before any HTTP is read: given to
@@ -267,6 +268,7 @@ pub(crate) async fn decide(
     if path == PathCheck::Check {
         if let Some(expected) = shared.config.path.as_deref() {
             if parts.uri.path() != expected {
+                metrics::connection_refused(Refused::Path);
                 return Decision::Answer(plain(
                     StatusCode::NOT_FOUND,
                     format!("no WebSocket endpoint at this path; connect to {expected}"),
@@ -275,12 +277,14 @@ pub(crate) async fn decide(
         }
     }
     if shared.is_closing() {
+        metrics::connection_refused(Refused::Closing);
         return Decision::Answer(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
         ));
     }
     if over_limit {
+        metrics::connection_refused(Refused::Limit);
         return Decision::Answer(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many connections; try again later",
@@ -288,7 +292,10 @@ pub(crate) async fn decide(
     }
     let accept = match accept_key(&parts) {
         Ok(accept) => accept,
-        Err(response) => return Decision::Answer(response),
+        Err(response) => {
+            metrics::connection_refused(Refused::NotWebSocket);
+            return Decision::Answer(response);
+        }
     };
     let request = UpgradeRequest::new(parts, remote_addr);
     let filter = shared.hooks().on_upgrade.clone();
@@ -298,10 +305,12 @@ pub(crate) async fn decide(
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(deny))) => {
                 tracing::debug!(status = %deny.status, "upgrade denied by the filter");
+                metrics::connection_refused(Refused::Denied);
                 return Decision::Answer(deny.into_response());
             }
             Ok(Err(_)) => {
                 tracing::error!("the upgrade filter panicked; answering 500");
+                metrics::connection_refused(Refused::Failed);
                 return Decision::Answer(plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the server could not decide on the upgrade",
@@ -309,6 +318,7 @@ pub(crate) async fn decide(
             }
             Err(_) => {
                 tracing::warn!(timeout = ?shared.config.upgrade_timeout, "the upgrade filter did not answer within the upgrade timeout; answering 503");
+                metrics::connection_refused(Refused::Failed);
                 return Decision::Answer(plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the server could not decide on the upgrade in time",
