@@ -21,6 +21,7 @@ use crate::connection::peer::Peer;
 use crate::connection::Endpoint;
 use crate::error::Rejection;
 use crate::fast_hash::FastHash;
+use crate::metrics::{Meter, Received};
 use crate::protocol::{self, RawId};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -99,11 +100,16 @@ where
         payload: PayloadText<'_>,
         id: Option<RawId>,
     ) -> Option<HandlerFuture> {
+        let meter = ep.peer().meter();
         let raw = payload.raw.unwrap_or("null");
         // The payload's type is the application's: its `Deserialize` runs under the guard too.
         let parsed = std::panic::catch_unwind(|| serde_json::from_str::<Req>(raw));
         let Ok(parsed) = parsed else {
-            return Some(Box::pin(std::future::ready(panicked(name, id.as_ref()))));
+            return Some(Box::pin(std::future::ready(panicked(
+                meter,
+                name,
+                id.as_ref(),
+            ))));
         };
         let req: Req = match parsed {
             Ok(req) => req,
@@ -111,6 +117,7 @@ where
                 if payload.is_malformed(ep.peer()) {
                     return None;
                 }
+                meter.request_received(Received::InvalidPayload);
                 let rejection = Rejection::new(
                     "InvalidPayload",
                     format!("the payload of {name:?} does not fit its handler: {e}"),
@@ -127,6 +134,7 @@ where
             }
         };
         let Some(handle) = ep.handle() else {
+            meter.request_received(Received::Disconnected);
             if let Some(id) = id {
                 let _ = ep.peer().queue(protocol::encode_reject(
                     &id,
@@ -140,7 +148,13 @@ where
         // encoding and the rejection's conversion below.
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.f)(handle, req))) {
             Ok(fut) => fut,
-            Err(_) => return Some(Box::pin(std::future::ready(panicked(name, id.as_ref())))),
+            Err(_) => {
+                return Some(Box::pin(std::future::ready(panicked(
+                    meter,
+                    name,
+                    id.as_ref(),
+                ))))
+            }
         };
         let name: Box<str> = if id.is_none() {
             name.into()
@@ -150,14 +164,20 @@ where
         Some(Box::pin(async move {
             let run = AssertUnwindSafe(async {
                 let outcome = fut.await;
+                let received = if outcome.is_ok() {
+                    Received::Ok
+                } else {
+                    Received::Rejected
+                };
                 let Some(id) = &id else {
                     if let Err(rej) = outcome {
                         let rej: Rejection = rej.into();
                         tracing::debug!(message = %name, error = %rej, "a fire-and-forget handler failed");
                     }
+                    meter.request_received(received);
                     return None;
                 };
-                Some(match outcome {
+                let response = match outcome {
                     Ok(res) => protocol::encode_resolve(id, &res).unwrap_or_else(|e| {
                         protocol::encode_reject(
                             id,
@@ -167,18 +187,22 @@ where
                         )
                     }),
                     Err(rej) => protocol::encode_reject(id, &rej.into()),
-                })
+                };
+                // Counted once the result is encoded: a panic while encoding is `panicked`.
+                meter.request_received(received);
+                Some(response)
             });
             match run.catch_unwind().await {
                 Ok(response) => response,
-                Err(_) => panicked(&name, id.as_ref()),
+                Err(_) => panicked(meter, &name, id.as_ref()),
             }
         }))
     }
 }
 
-/// A handler panicked: logged; a request is answered with `InternalError`.
-fn panicked(name: &str, id: Option<&RawId>) -> Option<Utf8Bytes> {
+/// A handler panicked: logged and counted; a request is answered with `InternalError`.
+fn panicked(meter: Meter, name: &str, id: Option<&RawId>) -> Option<Utf8Bytes> {
+    meter.request_received(Received::Panicked);
     match id {
         Some(id) => {
             tracing::error!(?id, "a request handler panicked; answering InternalError");

@@ -20,6 +20,7 @@ use tokio_tungstenite::tungstenite::http::HeaderMap;
 use crate::connection::{ConnectionState, HandshakeEnd, ServerConnection};
 use crate::error::{DecodeError, Rejection};
 use crate::handler::BoxFuture;
+use crate::metrics;
 use crate::protocol::{self, CloseCode, RawId};
 use crate::upgrade::UpgradeRequest;
 
@@ -231,6 +232,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
         Ok(payload) => payload,
         Err(rejection) => {
             tracing::info!(reason = %rejection, "handshake rejected");
+            metrics::handshake(metrics::Handshake::Rejected);
             let _ = conn
                 .peer()
                 .queue(protocol::encode_reject(&request_id, &rejection));
@@ -261,6 +263,7 @@ fn finish(conn: &ServerConnection, outcome: HandshakeOutcome) -> HandshakeEnd {
     }
     tracing::Span::current().record("id", tracing::field::display(&id));
     tracing::info!(id = %id, "handshake accepted");
+    metrics::handshake(metrics::Handshake::Accepted);
     let Some(hook) = conn.shared().hooks().on_connection.clone() else {
         return HandshakeEnd::Accepted(None);
     };

@@ -20,6 +20,7 @@
 //!   works in a handler.
 //! - [`CloseCode`]: a WebSocket close code, with a constant for every code roomwire sends.
 //! - [`ServerBuilder`]: every limit and timeout, each with its documented default.
+//! - `metrics` (feature `metrics`): counters and gauges through the `metrics` facade.
 //!
 //! ## Quick start
 //!
@@ -70,6 +71,10 @@ mod error;
 mod fast_hash;
 mod handler;
 mod handshake;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 pub mod protocol;
 mod rooms;
 mod serve;

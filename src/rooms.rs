@@ -25,6 +25,7 @@ use crate::connection::pending::next_request_id;
 use crate::connection::{ConnectionState, ServerConnection};
 use crate::error::{EncodeError, SendError};
 use crate::handler::BoxFuture;
+use crate::metrics;
 use crate::protocol;
 use crate::server::ServerShared;
 
@@ -39,20 +40,35 @@ impl RoomRegistry {
     /// registry holds it, so every member shares one allocation of it.
     pub(crate) fn add(&self, room: &str, id: &Arc<str>, conn: &ServerConnection) -> Arc<str> {
         if let Some(mut members) = self.rooms.get_mut(room) {
-            members.insert(id.clone(), conn.clone());
+            if members.insert(id.clone(), conn.clone()).is_none() {
+                metrics::room_joined();
+            }
             return members.key().clone();
         }
-        let mut members = self.rooms.entry(Arc::from(room)).or_default();
-        members.insert(id.clone(), conn.clone());
+        let mut members = self.rooms.entry(Arc::from(room)).or_insert_with(|| {
+            metrics::room_created();
+            HashMap::new()
+        });
+        if members.insert(id.clone(), conn.clone()).is_none() {
+            metrics::room_joined();
+        }
         members.key().clone()
     }
 
     /// Removes a member; removes the room when it was the last.
     pub(crate) fn remove(&self, room: &str, id: &str) {
         if let Some(mut members) = self.rooms.get_mut(room) {
-            members.remove(id);
+            if members.remove(id).is_some() {
+                metrics::room_left();
+            }
         } // The shard lock is released here, before `remove_if` takes it again.
-        self.rooms.remove_if(room, |_, members| members.is_empty());
+        if self
+            .rooms
+            .remove_if(room, |_, members| members.is_empty())
+            .is_some()
+        {
+            metrics::room_removed();
+        }
     }
 
     /// A member's id changed (during its handshake).

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use crate::error::ServeError;
 use crate::handler::BoxFuture;
+use crate::metrics::{self, Refused};
 use crate::server::{run_websocket, OpenSlot, Server, ServerShared};
 use crate::tls;
 use crate::upgrade::{self, ConnectionInfo, Decision, PathCheck, UpgradeRequest};
@@ -171,8 +172,10 @@ impl Server {
         async move {
             let Some(on_upgrade) = on_upgrade else {
                 if let Err(not_websocket) = upgrade::accept_key(&parts) {
+                    metrics::connection_refused(Refused::NotWebSocket);
                     return not_websocket;
                 }
+                metrics::connection_refused(Refused::Failed);
                 tracing::error!("an upgrade request reached roomwire on an HTTP connection that cannot upgrade (hyper: serve it with `.with_upgrades()`)");
                 return upgrade::plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -209,17 +212,22 @@ impl Server {
                     let _token = token;
                     let shared = task_shared;
                     let upgraded = tokio::select! {
-                        () = shared.shutdown.cancelled() => return,
+                        () = shared.shutdown.cancelled() => {
+                            slot.failed(Refused::Closing);
+                            return;
+                        }
                         upgraded = tokio::time::timeout_at(deadline + ANSWER_GRACE, on_upgrade) => upgraded,
                     };
                     let upgraded = match upgraded {
                         Ok(Ok(upgraded)) => upgraded,
                         Ok(Err(e)) => {
                             tracing::error!(error = %e, "the HTTP server did not hand the connection over after the 101 (hyper: serve the connection with `.with_upgrades()`)");
+                            slot.failed(Refused::Failed);
                             return;
                         }
                         Err(_) => {
                             tracing::debug!("the HTTP server did not complete the upgrade in time");
+                            slot.failed(Refused::Failed);
                             return;
                         }
                     };
@@ -408,17 +416,22 @@ fn spawn_tcp(
                 let (shared, slot) = (shared.clone(), slot.clone());
                 Box::pin(async move {
                     let accepted = tokio::select! {
-                        () = shared.shutdown.cancelled() => return None,
+                        () = shared.shutdown.cancelled() => {
+                            slot.failed(Refused::Closing);
+                            return None;
+                        }
                         accepted = tokio::time::timeout_at(deadline, tls.accept(stream)) => accepted,
                     };
                     let stream = match accepted {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "TLS handshake failed");
+                            slot.failed(Refused::Failed);
                             return None;
                         }
                         Err(_) => {
                             tracing::debug!("TLS handshake timed out");
+                            slot.failed(Refused::Failed);
                             return None;
                         }
                     };
@@ -555,25 +568,36 @@ where
         // The request first: one that has arrived when the server closes is answered (503).
         biased;
         served = tokio::time::timeout_at(deadline + ANSWER_GRACE, connection) => served,
-        () = shared.shutdown.cancelled() => return None,
+        () = shared.shutdown.cancelled() => {
+            slot.failed(Refused::Closing);
+            return None;
+        }
     };
     match served {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "HTTP request failed");
+            slot.failed(Refused::Failed);
             return None;
         }
         Err(_) => {
             tracing::debug!("the HTTP upgrade did not complete within the upgrade timeout");
+            slot.failed(Refused::Failed);
             return None;
         }
     }
-    let (on_upgrade, request) = decided.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+    let Some((on_upgrade, request)) = decided.lock().unwrap_or_else(|p| p.into_inner()).take()
+    else {
+        // Answered without an upgrade (counted then), or no request came at all.
+        slot.failed(Refused::Failed);
+        return None;
+    };
     // The connection has handed its socket over already: this is ready.
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {
             tracing::debug!(error = %e, "the upgrade did not complete");
+            slot.failed(Refused::Failed);
             return None;
         }
     };
@@ -581,6 +605,7 @@ where
         tracing::error!(
             "the upgraded socket is not the one served (a bug in roomwire: please report it)"
         );
+        slot.failed(Refused::Failed);
         return None;
     };
     let io = parts.io.into_inner();

@@ -24,6 +24,7 @@ use crate::connection::{CloseInfo, ConnectionState, ServerConnection};
 use crate::error::{EncodeError, Rejection};
 use crate::handler::{BoxFuture, Handlers, HookOutput, TypedHandler};
 use crate::handshake::{Handshake, HandshakeOutcome};
+use crate::metrics::{self, Refused};
 use crate::protocol::{self, CloseCode};
 use crate::rooms::{BroadcastOperator, RoomRegistry};
 use crate::upgrade::{Deny, UpgradeRequest};
@@ -122,6 +123,7 @@ impl Server {
     }
 
     pub(crate) fn from_config(config: ServerConfig, state: Extensions) -> Self {
+        metrics::register();
         Server {
             shared: Arc::new(ServerShared {
                 config,
@@ -503,6 +505,14 @@ impl OpenSlot {
         self.over_limit
     }
 
+    /// The request ended without a WebSocket: counted as refused for `reason`, unless the
+    /// front door answered it (it counted it then, and gave the slot back).
+    pub(crate) fn failed(&self, reason: Refused) {
+        if self.held.load(Ordering::Acquire) {
+            metrics::connection_refused(reason);
+        }
+    }
+
     /// Gives the slot back (once).
     pub(crate) fn release(&self) {
         if self.held.swap(false, Ordering::AcqRel) {
@@ -537,6 +547,7 @@ where
     // The span gets the id once the handshake settles it (`handshake::finish`); until
     // then the peer's address names the connection.
     tracing::info!("connection accepted");
+    let open = metrics::connection_accepted();
     let teardown = Teardown::new(conn.clone());
     if shared.is_closing() {
         conn.close(CloseCode::GOING_AWAY, "Server closing");
@@ -564,6 +575,7 @@ where
                 lifetime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                 "connection closed"
             );
+            open.closed(info.code);
             async move {
                 teardown.run(info).await;
                 // The slot is given back once the connection is gone.

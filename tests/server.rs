@@ -280,3 +280,33 @@ async fn the_longest_durations_mean_never_rather_than_a_panic() {
     let (_, info) = within(closed.recv()).await.unwrap();
     assert_eq!(info.code, 4000);
 }
+
+/// hyper attaches `OnUpgrade` only to a request that asks for an upgrade: a plain GET that
+/// an HTTP server routes to `handle_upgrade` gets the front door's 426, not the 500 meant for
+/// a server that cannot upgrade.
+#[tokio::test]
+async fn handle_upgrade_answers_a_plain_get_with_426() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = Server::builder().build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        let service = hyper::service::service_fn(move |req| {
+            let answer = server.handle_upgrade(req, peer);
+            async move { Ok::<_, std::convert::Infallible>(answer.await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    within(tcp.read_to_string(&mut response)).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+}

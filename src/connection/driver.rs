@@ -43,6 +43,7 @@ use super::peer::{Peer, Taken};
 use super::router::Router;
 use crate::error::PingError;
 use crate::handler::BoxFuture;
+use crate::metrics::Meter;
 use crate::protocol::{self, CloseCode, RawId};
 
 /// The most frames read in one turn.
@@ -249,6 +250,7 @@ where
                 );
                 self.router.abandon_handshake();
                 self.handshake_at = None;
+                self.peer().meter().handshake_timed_out();
             }
         }
         self.peer().pending.expire(now);
@@ -362,7 +364,8 @@ where
         let info = info.clone();
         let mut progress = false;
         if !sent_now {
-            match poll_write_batch(&mut self.ws, &mut self.batch, cx) {
+            let meter = self.peer().meter();
+            match poll_write_batch(&mut self.ws, &mut self.batch, meter, cx) {
                 Poll::Ready(Ok(())) => {
                     let frame = Message::Close(Some(info.frame()));
                     if let Err(e) = self.ws.start_send_unpin(frame) {
@@ -532,6 +535,7 @@ where
     /// `route`, discards them otherwise.
     fn read(&mut self, cx: &mut Context<'_>, route: bool) -> Read {
         let mut read = 0;
+        let mut received = self.peer().meter().received();
         while read < MAX_BATCH {
             let Poll::Ready(msg) = self.ws.poll_next_unpin(cx) else {
                 break;
@@ -542,6 +546,7 @@ where
             read += 1;
             match read_event(self.peer(), msg) {
                 ReadEvent::Text(text) => {
+                    received.add(text.len());
                     if route {
                         self.router.route(text);
                     }
@@ -565,7 +570,8 @@ where
             return Ok(false);
         }
         let wrote = !self.batch.is_empty();
-        match poll_write_batch(&mut self.ws, &mut self.batch, cx) {
+        let meter = self.peer().meter();
+        match poll_write_batch(&mut self.ws, &mut self.batch, meter, cx) {
             Poll::Ready(Ok(())) => {
                 self.unflushed = false;
                 Ok(wrote)
@@ -607,20 +613,24 @@ enum Read {
 }
 
 /// Feeds every frame of `batch`, then flushes; `Pending` while the socket takes no more
-/// (what was fed stays in tungstenite's buffer, the rest in `batch`).
+/// (what was fed stays in tungstenite's buffer, the rest in `batch`). What was fed is
+/// counted with `meter`.
 fn poll_write_batch<S>(
     ws: &mut WebSocketStream<S>,
     batch: &mut VecDeque<Utf8Bytes>,
+    meter: Meter,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut sent = meter.sent();
     while let Some(frame) = batch.pop_front() {
         if ws.poll_ready_unpin(cx)?.is_pending() {
             batch.push_front(frame);
             return Poll::Pending;
         }
+        sent.add(frame.len());
         ws.start_send_unpin(Message::Text(frame))?;
     }
     ws.poll_flush_unpin(cx)
@@ -695,6 +705,7 @@ fn read_event(peer: &Peer, msg: Option<Result<Message, WsError>>) -> ReadEvent {
                 _ => "Frame too big",
             };
             tracing::warn!(error = %e, "the peer sent a message over max_message_size; closing with 1009");
+            peer.meter().message_too_big();
             ReadEvent::Fail(Failure::Refuse(CloseInfo::new(
                 CloseCode::MESSAGE_TOO_BIG,
                 reason,

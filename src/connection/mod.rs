@@ -96,7 +96,8 @@ struct ConnectionInner {
 impl ServerConnection {
     /// A new connection in the handshaking state, registered under a fresh random id.
     pub(crate) fn new(server: Arc<ServerShared>, request: UpgradeRequest) -> Self {
-        let peer = Peer::new(server.config.outbound_queue, server.config.response_timeout);
+        let peer =
+            Peer::new(server.config.outbound_queue, server.config.response_timeout).metered();
         let conn = ServerConnection {
             inner: Arc::new(ConnectionInner {
                 peer,

@@ -25,6 +25,7 @@ use super::close::CloseInfo;
 use super::pending::{next_request_id, PendingReplies};
 use super::wake::DriverWake;
 use crate::error::{NotifyError, PingError, SendError};
+use crate::metrics::Meter;
 use crate::protocol::{self, names, CloseCode, Payload};
 
 /// What waits for the driver: frames to write, and a close to perform.
@@ -99,6 +100,17 @@ impl Peer {
         }
     }
 
+    /// Counts this peer's frames, requests and closes in the metrics: a server's connection.
+    pub(crate) fn metered(mut self) -> Self {
+        self.pending.meter = Meter::SERVER;
+        self
+    }
+
+    /// What this peer's events are counted with.
+    pub(crate) fn meter(&self) -> Meter {
+        self.pending.meter
+    }
+
     fn outbound(&self) -> std::sync::MutexGuard<'_, Outbound> {
         // Never held across anything that can panic: recover from poisoning.
         self.outbound.lock().unwrap_or_else(|p| p.into_inner())
@@ -132,12 +144,14 @@ impl Peer {
                 queue = self.limit,
                 "slow consumer: the outbound queue is full (the peer does not read); closing with 4210"
             );
+            self.meter().slow_consumer();
         }
         Err(QueueError::Full)
     }
 
     /// For the driver: a frame was dropped as malformed; the connection stays open.
     pub(crate) fn report_malformed(&self, error: &crate::protocol::FrameError) {
+        self.meter().malformed_frame();
         if self.malformed.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(%error, "dropped a malformed frame; the connection stays open (further ones on it are logged at debug level)");
         } else {
@@ -213,7 +227,7 @@ impl Peer {
             self.wake.wake();
         }
         self.queue(frame).map_err(|e| {
-            self.pending.remove(id);
+            self.pending.withdraw(id);
             e.into()
         })
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::clock::Instant;
 
 use crate::error::SendError;
+use crate::metrics::{Meter, Sent};
 use crate::protocol::Payload;
 
 /// What a pending request ends with.
@@ -92,6 +93,8 @@ pub(crate) struct PendingReplies {
     /// [`NONE`] when it holds none): no entry's deadline is earlier, nor is the last scan
     /// plus [`EXPIRY_RESOLUTION`]. The driver arms its timer with it. Written under the lock.
     earliest: AtomicU64,
+    /// Counts the requests and their outcomes (a server's connection) or not (the client's).
+    pub(crate) meter: Meter,
 }
 
 impl Default for PendingReplies {
@@ -99,6 +102,7 @@ impl Default for PendingReplies {
         PendingReplies {
             inner: Mutex::default(),
             earliest: AtomicU64::new(NONE),
+            meter: Meter::default(),
         }
     }
 }
@@ -182,6 +186,7 @@ impl PendingReplies {
                 state: State::Waiting(waker),
             },
         );
+        self.meter.request_pending();
         let earlier = deadline < self.earliest.load(Ordering::Relaxed);
         if earlier {
             self.earliest.store(deadline, Ordering::Release);
@@ -214,11 +219,34 @@ impl PendingReplies {
 
     /// Forgets `id` (its waiter stopped waiting); nothing if it is gone already.
     pub(crate) fn remove(&self, id: u64) {
-        self.table().entries.remove(&id);
+        if let Some(Entry {
+            state: State::Waiting(_),
+            ..
+        }) = self.table().entries.remove(&id)
+        {
+            self.meter.request_sent(Sent::Cancelled);
+        }
+    }
+
+    /// Forgets `id`, which was never sent (its frame could not be queued).
+    pub(crate) fn withdraw(&self, id: u64) {
+        if let Some(Entry {
+            state: State::Waiting(_),
+            ..
+        }) = self.table().entries.remove(&id)
+        {
+            self.meter.request_withdrawn();
+        }
     }
 
     /// Delivers a response; `false` when nothing waits for `id` (late, unknown or duplicate).
     pub(crate) fn complete(&self, id: u64, reply: Result<Payload, SendError>) -> bool {
+        // A response resolves or rejects: the router passes no other error.
+        let sent = if reply.is_ok() {
+            Sent::Ok
+        } else {
+            Sent::Rejected
+        };
         let waker = {
             let mut table = self.table();
             match table.entries.get_mut(&id) {
@@ -232,6 +260,7 @@ impl PendingReplies {
                 _ => return false,
             }
         };
+        self.meter.request_sent(sent);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -269,6 +298,7 @@ impl PendingReplies {
                     if entry.deadline <= now {
                         expired.extend(waker.take());
                         entry.state = State::TimedOut;
+                        self.meter.request_sent(Sent::Timeout);
                     } else {
                         earliest = earliest.min(entry.deadline);
                     }
@@ -300,6 +330,7 @@ impl PendingReplies {
                 if let State::Waiting(waker) = &mut entry.state {
                     woken.extend(waker.take());
                     entry.state = State::Failed(Box::new(SendError::Disconnected));
+                    self.meter.request_sent(Sent::Disconnected);
                 }
             }
         }

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use super::driver::{DriverConfig, Endpoint, HandshakeEnd};
 use crate::error::{Rejection, SendError};
 use crate::handler::{BoxFuture, HandlerFuture, Handlers, PayloadText, Snapshot};
+use crate::metrics::Received;
 use crate::protocol::{self, names, Payload, RawId};
 
 /// A handshake whose handler is still running, and the frames that arrived behind it.
@@ -202,10 +203,13 @@ impl<E: Endpoint> Router<E> {
                     }
                 }
             }
-            reserved if reserved.starts_with('_') => reply(Rejection::new(
-                "UnknownMessage",
-                format!("{reserved:?} is a reserved name this endpoint does not know"),
-            )),
+            reserved if reserved.starts_with('_') => {
+                peer.meter().request_received(Received::UnknownMessage);
+                reply(Rejection::new(
+                    "UnknownMessage",
+                    format!("{reserved:?} is a reserved name this endpoint does not know"),
+                ))
+            }
             name if name.len() > self.cfg.max_name_len => {
                 if payload.is_malformed(peer) {
                     return;
@@ -213,6 +217,7 @@ impl<E: Endpoint> Router<E> {
                 if msg.id.is_none() {
                     tracing::warn!(len = name.len(), "dropped a message whose name is too long");
                 }
+                peer.meter().request_received(Received::NameTooLong);
                 reply(Rejection::new(
                     "NameTooLong",
                     format!(
@@ -255,6 +260,7 @@ impl<E: Endpoint> Router<E> {
                             );
                         }
                     }
+                    peer.meter().request_received(Received::TooMany);
                     return reply(Rejection::new(
                         "TooManyRequests",
                         format!("more than {max_in_flight} requests or {MAX_HELD_BYTES} bytes wait for the pending handshake; wait for its response before sending more"),
@@ -269,6 +275,7 @@ impl<E: Endpoint> Router<E> {
                         return;
                     }
                     if !self.ep.is_open() {
+                        peer.meter().request_received(Received::HandshakeRequired);
                         return reply(Rejection::new(
                             "HandshakeRequired",
                             format!(
@@ -279,6 +286,7 @@ impl<E: Endpoint> Router<E> {
                     if msg.id.is_none() {
                         tracing::debug!(message = name, "dropped a message with no handler");
                     }
+                    peer.meter().request_received(Received::NoHandler);
                     return reply(Rejection::no_handler(name));
                 };
                 if self.tasks.as_ref().map_or(0, |t| t.len()) >= max_in_flight {
@@ -291,6 +299,7 @@ impl<E: Endpoint> Router<E> {
                             "dropped a message: too many requests in flight"
                         );
                     }
+                    peer.meter().request_received(Received::TooMany);
                     return reply(too_many_requests(max_in_flight));
                 }
                 if let Some(mut fut) = handler.call(&self.ep, name, payload, msg.id.map(RawId::new))

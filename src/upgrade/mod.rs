@@ -28,6 +28,7 @@ pub use origin::AllowedOrigins;
 pub use proxy::{ForwardedHeader, InvalidProxy, TrustedProxies};
 
 use crate::connection::clock::Instant;
+use crate::metrics::{self, Refused};
 use crate::server::ServerShared;
 
 /// What is known of a connection's peer before any HTTP is read: given to
@@ -272,6 +273,7 @@ pub(crate) async fn decide(
     if path == PathCheck::Check {
         if let Some(expected) = shared.config.path.as_deref() {
             if parts.uri.path() != expected {
+                metrics::connection_refused(Refused::Path);
                 return Decision::Answer(plain(
                     StatusCode::NOT_FOUND,
                     format!("no WebSocket endpoint at this path; connect to {expected}"),
@@ -283,6 +285,7 @@ pub(crate) async fn decide(
         return Decision::Answer(closing());
     }
     if over_limit {
+        metrics::connection_refused(Refused::Limit);
         return Decision::Answer(plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "Too many connections; try again later",
@@ -290,7 +293,10 @@ pub(crate) async fn decide(
     }
     let accept = match accept_key(&parts) {
         Ok(accept) => accept,
-        Err(response) => return Decision::Answer(response),
+        Err(response) => {
+            metrics::connection_refused(Refused::NotWebSocket);
+            return Decision::Answer(response);
+        }
     };
     let request = UpgradeRequest::new(parts, remote_addr);
     let filter = shared.hooks().on_upgrade.clone();
@@ -305,10 +311,12 @@ pub(crate) async fn decide(
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(deny))) => {
                 tracing::debug!(status = %deny.status, "upgrade denied by the filter");
+                metrics::connection_refused(Refused::Denied);
                 return Decision::Answer(deny.into_response());
             }
             Ok(Err(_)) => {
                 tracing::error!("the upgrade filter panicked; answering 500");
+                metrics::connection_refused(Refused::Failed);
                 return Decision::Answer(plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the server could not decide on the upgrade",
@@ -316,6 +324,7 @@ pub(crate) async fn decide(
             }
             Err(_) => {
                 tracing::warn!(timeout = ?shared.config.upgrade_timeout, "the upgrade filter did not answer within the upgrade timeout; answering 503");
+                metrics::connection_refused(Refused::Failed);
                 return Decision::Answer(plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the server could not decide on the upgrade in time",

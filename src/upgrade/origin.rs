@@ -98,8 +98,14 @@ mod tests {
 
     #[test]
     fn origins_compare_as_browsers_write_them() {
-        assert_eq!(normalize("HTTPS://App.Example.com/"), "https://app.example.com");
-        assert_eq!(normalize("https://app.example.com:443"), "https://app.example.com");
+        assert_eq!(
+            normalize("HTTPS://App.Example.com/"),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            normalize("https://app.example.com:443"),
+            "https://app.example.com"
+        );
         assert_eq!(normalize("http://localhost:80"), "http://localhost");
         assert_eq!(normalize("http://localhost:3000"), "http://localhost:3000");
         assert_eq!(normalize("https://x.com:80"), "https://x.com:80");
