@@ -204,4 +204,26 @@ async fn metrics_count_a_connection_its_request_and_a_refusal_exactly() {
     assert_eq!(moved(MALFORMED_FRAMES), 0.0);
     assert_eq!(after.get(ROOMS), 0.0);
     assert_eq!(after.get(ROOM_MEMBERS), 0.0);
+
+    // Once the roomwire server is closed (the app still serves), an upgrade gets 503 and
+    // counts as refused because the server is closing.
+    server.close().await;
+    let upgrade = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n\
+                   Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut socket, upgrade.as_bytes())
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    within(tokio::io::AsyncReadExt::read_exact(&mut socket, &mut head))
+        .await
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 503");
+    let closed = scrape(addr).await;
+    assert_eq!(
+        closed.moved(&after, &labelled(CONNECTIONS_REFUSED, "reason", "closing")),
+        1.0
+    );
+    assert_eq!(closed.moved(&after, CONNECTIONS_ACCEPTED), 0.0);
 }

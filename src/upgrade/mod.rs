@@ -346,8 +346,9 @@ pub(crate) async fn decide(
     Decision::Upgrade(response, request)
 }
 
-/// The answer of a server that is closing.
+/// The answer of a server that is closing (counted as refused).
 fn closing() -> Response<String> {
+    metrics::connection_refused(Refused::Closing);
     plain(
         StatusCode::SERVICE_UNAVAILABLE,
         "the server is shutting down",
