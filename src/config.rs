@@ -162,7 +162,9 @@ impl ServerBuilder {
     /// still under way too (it holds a socket all the same): a client that opens sockets and
     /// never upgrades them holds that many slots until [`upgrade_timeout`](Self::upgrade_timeout)
     /// drops them. Against such clients, a short upgrade timeout helps; per-address limits
-    /// belong in front of the server (a proxy or firewall).
+    /// belong in front of the server (a proxy or firewall). A request answered without an
+    /// upgrade (an HTTP error, a denial) gives its slot back as it is answered; a `wss://`
+    /// connection holds its slot until its socket's TLS close has ended.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.config.max_connections = connections;
         self

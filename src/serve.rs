@@ -439,6 +439,7 @@ fn spawn_tcp(
                         stream,
                         shared.tracker.clone(),
                         shared.config.close_timeout,
+                        slot.clone(),
                     );
                     http(shared, stream, Some(addr), slot, deadline).await
                 })

@@ -16,6 +16,7 @@ pub(crate) enum Acceptor {}
 mod with_tls {
     use std::io;
     use std::pin::Pin;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
     use std::time::Duration;
 
@@ -24,6 +25,8 @@ mod with_tls {
     use tokio_rustls::server::TlsStream;
     use tokio_util::task::TaskTracker;
     use tracing::Instrument;
+
+    use crate::server::OpenSlot;
 
     pub(crate) type Acceptor = tokio_rustls::TlsAcceptor;
 
@@ -45,6 +48,9 @@ mod with_tls {
         input_ended: bool,
         tracker: TaskTracker,
         close_timeout: Duration,
+        /// The connection's slot: given back once the socket is really closed, so
+        /// `max_connections` counts a socket until its close task ends.
+        slot: Option<Arc<OpenSlot>>,
     }
 
     impl TlsSocket {
@@ -54,12 +60,14 @@ mod with_tls {
             stream: TlsStream<TcpStream>,
             tracker: TaskTracker,
             close_timeout: Duration,
+            slot: Arc<OpenSlot>,
         ) -> Self {
             TlsSocket {
                 stream: Some(stream),
                 input_ended: false,
                 tracker,
                 close_timeout,
+                slot: Some(slot),
             }
         }
 
@@ -130,7 +138,9 @@ mod with_tls {
                 return;
             };
             let input_ended = self.input_ended;
+            let slot = self.slot.take();
             let close = async move {
+                let _slot = slot;
                 // close_notify, then our half of the TCP connection (a second shutdown,
                 // after the driver's own, sends nothing more).
                 if stream.shutdown().await.is_err() || input_ended {

@@ -5,7 +5,8 @@
 //! Every way in — the built-in listener ([`Server::listen`](crate::Server::listen)), any
 //! stream given to [`Server::serve_connection`](crate::Server::serve_connection), a hyper
 //! or axum app calling [`Server::handle_upgrade`](crate::Server::handle_upgrade) — goes
-//! through the same decision: the path (built-in listener), the server's state and
+//! through the same decision: the path (built-in listener and `serve_connection`), the
+//! server's state and
 //! connection limit, the WebSocket headers, then the upgrade filter. Only an allowed upgrade
 //! becomes a connection; everything else is answered with a status and a body that says
 //! why, and the socket is closed.
