@@ -171,8 +171,10 @@ impl Server {
         let (parts, _body) = request.into_parts();
         async move {
             let Some(on_upgrade) = on_upgrade else {
-                if let Err(not_websocket) = upgrade::accept_key(&parts) {
+                if let Err(mut not_websocket) = upgrade::accept_key(&parts) {
                     metrics::connection_refused(Refused::NotWebSocket);
+                    // The app's HTTP connection is not roomwire's to close.
+                    not_websocket.headers_mut().remove(header::CONNECTION);
                     return not_websocket;
                 }
                 metrics::connection_refused(Refused::Failed);

@@ -108,13 +108,17 @@ async fn an_axum_app_serves_its_routes_and_roomwire_on_one_port_with_lines_clien
     )
     .await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
-    // Not an upgrade: roomwire's answer, through axum.
+    // Not an upgrade: roomwire's answer, through axum, which leaves the app's keep-alive
+    // connection to the app (closed here because the first request asks for it).
     let plain = http(
         addr,
         "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(plain.status, 426);
+    let (kept, _socket) = common::http_head(addr, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(kept.status, 426);
+    assert_eq!(kept.header("connection"), None, "{kept:?}");
     let elsewhere = http(addr, &upgrade_request("/nope", "Connection: close\r\n")).await;
     assert_eq!(
         elsewhere.status, 404,
