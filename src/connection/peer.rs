@@ -191,6 +191,7 @@ impl Peer {
     }
 
     /// Whether this end asked for the close (rather than the peer).
+    #[cfg(feature = "client")]
     pub(crate) fn closed_locally(&self) -> bool {
         self.outbound().close.is_some()
     }
