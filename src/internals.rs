@@ -5,7 +5,6 @@
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::connection::driver::DriverConfig;
 use crate::connection::router::Router;
 use crate::connection::ServerConnection;
 use crate::protocol::{self, scan, RawId};
@@ -72,13 +71,7 @@ impl Dispatcher {
             UpgradeRequest::empty(Some(([127, 0, 0, 1], 0).into())),
         );
         conn.mark_connected();
-        let cfg = DriverConfig {
-            ping_interval: shared.config.ping_interval,
-            max_in_flight: shared.config.max_requests_in_flight,
-            max_name_len: shared.config.max_name_len,
-            max_id_len: shared.config.max_id_len,
-            close_timeout: shared.config.close_timeout,
-        };
+        let cfg = shared.driver_config();
         Dispatcher {
             router: Router::new(conn.clone(), shared.handlers.clone(), cfg),
             conn,

@@ -77,6 +77,18 @@ impl ServerShared {
         self.hooks.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The settings each connection's driver runs with.
+    pub(crate) fn driver_config(&self) -> DriverConfig {
+        let config = &self.config;
+        DriverConfig {
+            ping_interval: config.ping_interval,
+            max_in_flight: config.max_requests_in_flight,
+            max_name_len: config.max_name_len,
+            max_id_len: config.max_id_len,
+            close_timeout: config.close_timeout,
+        }
+    }
+
     /// Whether `close` has begun: nothing new is accepted.
     pub(crate) fn is_closing(&self) -> bool {
         self.shutdown.is_cancelled()
@@ -552,13 +564,7 @@ where
     if shared.is_closing() {
         conn.close(CloseCode::GOING_AWAY, "Server closing");
     }
-    let cfg = DriverConfig {
-        ping_interval: shared.config.ping_interval,
-        max_in_flight: shared.config.max_requests_in_flight,
-        max_name_len: shared.config.max_name_len,
-        max_id_len: shared.config.max_id_len,
-        close_timeout: shared.config.close_timeout,
-    };
+    let cfg = shared.driver_config();
     let started = Instant::now();
     let router = Router::new(conn, shared.handlers.clone(), cfg);
     // User code runs under guards of its own; this one is for roomwire's.

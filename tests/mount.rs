@@ -243,14 +243,7 @@ async fn plain_hyper_mounts_roomwire_through_its_upgrades() {
 async fn a_request_that_cannot_be_upgraded_gets_500_that_says_so() {
     let (server, _seen) = recording_server();
     // An upgrade request that did not come through hyper's HTTP/1 (nothing to upgrade).
-    let request = roomwire::http::Request::builder()
-        .uri("/ws")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(())
-        .unwrap();
+    let request = common::upgrade_builder("/ws").body(()).unwrap();
     let answer = server.handle_upgrade(request, None).await;
     assert_eq!(answer.status(), 500);
     assert!(answer.body().contains("with_upgrades"), "{answer:?}");

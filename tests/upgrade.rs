@@ -143,14 +143,8 @@ async fn the_filter_denies_by_header_with_its_status_and_body_and_allows_the_res
         "a denied upgrade holds no slot once answered"
     );
 
-    let request = tokio_tungstenite::tungstenite::http::Request::builder()
-        .uri(format!("ws://{addr}/room?x=1"))
+    let request = common::upgrade_builder(&format!("ws://{addr}/room?x=1"))
         .header("x-api-key", "letmein")
-        .header("host", "localhost")
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
         .body(())
         .unwrap();
     let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();

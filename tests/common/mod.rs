@@ -293,3 +293,14 @@ pub async fn http_head(addr: SocketAddr, request: &str) -> (HttpResponse, TcpStr
     }
     (parse_http(&raw), socket)
 }
+
+/// A request builder for a WebSocket upgrade of `uri`, with every header RFC 6455 asks for.
+pub fn upgrade_builder(uri: &str) -> roomwire::http::request::Builder {
+    roomwire::http::Request::builder()
+        .uri(uri)
+        .header("host", "localhost")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+}
