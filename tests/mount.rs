@@ -173,39 +173,8 @@ async fn an_axum_app_serves_its_routes_and_roomwire_on_one_port_with_lines_clien
 
 #[tokio::test]
 async fn plain_hyper_mounts_roomwire_through_its_upgrades() {
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-
     let (server, mut seen) = recording_server();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mounted = server.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, peer) = listener.accept().await.unwrap();
-            let server = mounted.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let server = server.clone();
-                    async move {
-                        if req.uri().path() == "/socket" {
-                            Ok::<_, std::convert::Infallible>(
-                                server.handle_upgrade(req, peer).await,
-                            )
-                        } else {
-                            Ok(roomwire::http::Response::builder()
-                                .status(404)
-                                .body(String::from("not here"))
-                                .unwrap())
-                        }
-                    }
-                });
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let _ = conn.with_upgrades().await;
-            });
-        }
-    });
+    let addr = hyper_mount(server.clone()).await;
 
     assert_eq!(talk(&format!("ws://{addr}/socket?room=1")).await, 42);
     assert_eq!(
